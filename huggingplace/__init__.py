@@ -1,0 +1,61 @@
+"""huggingplace: log every LLM call to HuggingPlace: prompt, answer, model, tokens, timing.
+
+    from huggingplace import HuggingPlace
+    hp = HuggingPlace()            # HUGGINGPLACE_API_KEY, HUGGINGPLACE_ORG_ID
+    hp.log(user_prompt="What's the weather?", response="It's sunny today.")
+"""
+
+from ._client import AsyncHuggingPlace, HuggingPlace
+from ._config import Options
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    HuggingPlaceError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTooLargeError,
+    ValidationError,
+)
+from ._models import ErrorInfo, LogRecord, LogResult, Step, TokenUsage
+from ._session import Session, StepTimer, Trace
+from ._stats import StatsSnapshot
+from ._version import __version__
+from .transports import MemoryTransport
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncHuggingPlace",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ErrorInfo",
+    "HuggingPlace",
+    "HuggingPlaceError",
+    "InternalServerError",
+    "LogRecord",
+    "LogResult",
+    "MemoryTransport",
+    "NotFoundError",
+    "Options",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTooLargeError",
+    "Session",
+    "StatsSnapshot",
+    "Step",
+    "StepTimer",
+    "TokenUsage",
+    "Trace",
+    "ValidationError",
+    "__version__",
+]

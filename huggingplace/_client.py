@@ -1,0 +1,285 @@
+"""``HuggingPlace`` and ``AsyncHuggingPlace``: thin shells over one shared base.
+
+The base builds and validates records, requests and retry policies (all pure); each shell
+only moves bytes (``requests`` or ``aiohttp``) and sleeps the way its world sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable, ClassVar, Mapping, Optional, Union, overload
+
+import tenacity
+
+from ._config import Options, OrgId, resolve_options
+from ._exceptions import APIError, HuggingPlaceError, ValidationError
+from ._mapping import build_record, merge_defaults, normalize
+from ._models import LogRecord, LogResult, Step
+from ._retry import RetryPolicy
+from ._session import Session, Trace, current_session, new_session_id
+from ._stats import Stats, StatsSnapshot
+from ._wire import Request, build_request, parse_response
+from .transports.aio import AiohttpTransport
+from .transports.base import AsyncTransport, Transport
+from .transports.http import RequestsTransport
+
+__all__ = ["HuggingPlace", "AsyncHuggingPlace"]
+
+logger = logging.getLogger("huggingplace")
+
+Fields = dict[str, tuple[str, Any]]
+
+
+class _BaseClient:
+    """Everything both clients decide without I/O: options, records, requests, retry policy."""
+
+    _is_async: ClassVar[bool]
+
+    def __init__(
+        self,
+        *,
+        api_key: Optional[str] = None,
+        org_id: Optional[OrgId] = None,
+        base_url: Optional[str] = None,
+        mode: Optional[str] = None,
+        timeout: Optional[float] = None,
+        max_retries: Optional[int] = None,
+    ) -> None:
+        self._options = resolve_options(
+            api_key=api_key, org_id=org_id, base_url=base_url, mode=mode, timeout=timeout, max_retries=max_retries
+        )
+        self._policy = RetryPolicy(
+            max_retries=self._options.max_retries,
+            initial=self._options.backoff_initial,
+            maximum=self._options.backoff_max,
+            max_retry_after=self._options.max_retry_after,
+        )
+        self._stats = Stats()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        o = self._options
+        return f"{type(self).__name__}(base_url={o.base_url!r}, org_id={o.org_id!r}, mode={o.mode!r})"
+
+    @property
+    def options(self) -> Options:
+        """The resolved configuration (its ``repr`` hides the API key)."""
+        return self._options
+
+    def stats(self) -> StatsSnapshot:
+        """Counters of what happened to every record this client was given."""
+        return self._stats.snapshot()
+
+    # ---- building records (pure) -------------------------------------------------------
+    def _normalize(self, args: tuple[Mapping[str, Any], ...], kwargs: Mapping[str, Any], *, where: str) -> Fields:
+        if len(args) > 1:
+            raise ValidationError(f"{where} takes at most one dict of fields, got {len(args)} positional arguments")
+        if args and not isinstance(args[0], Mapping):
+            raise ValidationError(
+                f"{where} takes fields as keywords or one dict, got {type(args[0]).__name__}; "
+                "e.g. log(user_prompt=..., response=...)"
+            )
+        fields = normalize(args[0], where=where) if args else {}
+        if kwargs:
+            fields = {**fields, **normalize(kwargs, where=where)}
+        return fields
+
+    def _record(
+        self,
+        args: tuple[Mapping[str, Any], ...],
+        kwargs: Mapping[str, Any],
+        *,
+        session: Session | None = None,
+        fields: Fields | None = None,
+        steps: list[Step] | tuple[Step, ...] = (),
+        measured_ms: float | None = None,
+    ) -> LogRecord:
+        """Validate one record: the enclosing session's defaults, then the caller's fields,
+        then the steps timed for it; ``measured_ms`` is the ``response_time`` unless given."""
+        given = fields if fields is not None else self._normalize(args, kwargs, where="log()")
+        scope = session or current_session()
+        if scope is not None and scope._client is self:
+            given = merge_defaults(scope.defaults, given)
+        if steps:
+            given = merge_defaults(given, {"step_data": ("step_data", list(steps))})
+        if measured_ms is not None:
+            given.setdefault("response_time", ("response_time", measured_ms))
+        return build_record(given)
+
+    def _request(self, record: LogRecord) -> Request:
+        if self._closed:
+            raise HuggingPlaceError(f"this {type(self).__name__} is closed; create a new client to log")
+        return build_request(record, self._options)
+
+    def _answer(self, response: Any, request: Request) -> LogResult:
+        result = parse_response(response, request, api_key=self._options.api_key)
+        self._stats.add("sent")
+        return result
+
+    def _before_sleep(self, state: tenacity.RetryCallState) -> None:
+        self._stats.add("retried")
+        exc = state.outcome.exception() if state.outcome is not None else None
+        logger.info("retrying a record (attempt %d failed: %s)", state.attempt_number, exc)
+
+    def _count_failure(self, record: LogRecord, exc: APIError) -> None:
+        self._stats.add("rejected" if isinstance(exc, ValidationError) else "failed")
+
+    def _log_quiet_failure(self, record: LogRecord, exc: HuggingPlaceError) -> None:
+        logger.warning("record %s was not stored: %s", record.event_id, exc)
+
+    def _require_sync(self, message: str) -> None:
+        if self._is_async:
+            raise TypeError(message)
+
+    # ---- sessions and traces -----------------------------------------------------------
+    def start_session(
+        self, session_id: Optional[str] = None, *args: Mapping[str, Any], **defaults: Any
+    ) -> Session:
+        """A session whose id and defaults (any ``log()`` field) go into every record it logs.
+
+        ``session_id`` defaults to a new random id.
+        """
+        if session_id is None:
+            session_id = new_session_id()
+        if not isinstance(session_id, str) or not session_id:
+            raise ValidationError(f"session_id must be a non-empty string, got {session_id!r}", field="session_id")
+        fields = self._normalize(args, defaults, where="start_session()")
+        fields.pop("session_id", None)
+        return Session(self, session_id, fields)
+
+    @overload
+    def trace(self, name: Callable[..., Any], /) -> Any: ...
+
+    @overload
+    def trace(self, name: Optional[str] = None, /, *, prompt_arg: Optional[str] = None, **fields: Any) -> Trace: ...
+
+    def trace(
+        self, name: Union[str, Callable[..., Any], None] = None, /, *, prompt_arg: Optional[str] = None, **fields: Any
+    ) -> Any:
+        """Time a block (``with``) or every call of a function (decorator) as one record."""
+        if callable(name):
+            func = name
+            return Trace(self, getattr(func, "__qualname__", "trace"), {})(func)
+        given = self._normalize((), fields, where="trace()")
+        return Trace(self, name or "trace", given, prompt_arg=prompt_arg)
+
+    # ---- implemented by each shell -----------------------------------------------------
+    def _log_record(self, record: LogRecord) -> Any:
+        raise NotImplementedError
+
+    def _deliver_quietly(self, record: LogRecord) -> None:
+        raise NotImplementedError
+
+    async def _deliver_quietly_async(self, record: LogRecord) -> None:
+        raise NotImplementedError
+
+
+class HuggingPlace(_BaseClient):
+    """The synchronous client, on one pooled ``requests.Session``.
+
+    Options (keyword-only; each falls back to an environment variable, explicit arguments win):
+
+    - ``api_key``: ``HUGGINGPLACE_API_KEY`` (required)
+    - ``org_id``: ``HUGGINGPLACE_ORG_ID`` (required; a string or an integer)
+    - ``base_url``: ``HUGGINGPLACE_BASE_URL``, default ``https://api.huggingplace.com``
+    - ``mode``: ``HUGGINGPLACE_MODE``, ``"prod"`` (default) or ``"dev"``
+    - ``timeout``: ``HUGGINGPLACE_TIMEOUT``, seconds per attempt, default 10
+    - ``max_retries``: ``HUGGINGPLACE_MAX_RETRIES``, default 3
+    - ``transport``: anything with ``send(request, timeout=)`` and ``close()``
+    """
+
+    _is_async = False
+
+    def __init__(self, *, transport: Optional[Transport] = None, **options: Any) -> None:
+        super().__init__(**options)
+        self._transport: Transport = transport or RequestsTransport()
+        self._owns_transport = transport is None
+
+    def log(self, *args: Mapping[str, Any], **fields: Any) -> LogResult:
+        """Validate and send one record; returns its :class:`LogResult` once stored.
+
+        Raises :class:`ValidationError` before any network call for bad input, and an
+        :class:`APIError` subclass when the endpoint did not store it after the retries.
+        """
+        return self._log_record(self._record(args, fields))
+
+    def _log_record(self, record: LogRecord) -> LogResult:
+        request = self._request(record)
+        try:
+            for attempt in self._policy.retrying(before_sleep=self._before_sleep):
+                with attempt:
+                    return self._answer(self._transport.send(request, timeout=self._options.timeout), request)
+        except APIError as exc:
+            self._count_failure(record, exc)
+            raise
+        raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover
+
+    def _deliver_quietly(self, record: LogRecord) -> None:
+        try:
+            self._log_record(record)
+        except HuggingPlaceError as exc:
+            self._log_quiet_failure(record, exc)
+
+    def close(self) -> None:
+        """Release pooled connections. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            if self._owns_transport:
+                self._transport.close()
+
+    def __enter__(self) -> HuggingPlace:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+class AsyncHuggingPlace(_BaseClient):
+    """The asyncio client, on one ``aiohttp.ClientSession``; never blocks the event loop.
+
+    Takes the same options as :class:`HuggingPlace`; ``transport`` needs ``send_async`` and
+    ``aclose``.
+    """
+
+    _is_async = True
+
+    def __init__(self, *, transport: Optional[AsyncTransport] = None, **options: Any) -> None:
+        super().__init__(**options)
+        self._transport: AsyncTransport = transport or AiohttpTransport()
+        self._owns_transport = transport is None
+
+    async def log(self, *args: Mapping[str, Any], **fields: Any) -> LogResult:
+        """Validate and send one record; the async twin of :meth:`HuggingPlace.log`."""
+        return await self._log_record(self._record(args, fields))
+
+    async def _log_record(self, record: LogRecord) -> LogResult:
+        request = self._request(record)
+        try:
+            async for attempt in self._policy.async_retrying(before_sleep=self._before_sleep, sleep=asyncio.sleep):
+                with attempt:
+                    response = await self._transport.send_async(request, timeout=self._options.timeout)
+                    return self._answer(response, request)
+        except APIError as exc:
+            self._count_failure(record, exc)
+            raise
+        raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover
+
+    async def _deliver_quietly_async(self, record: LogRecord) -> None:
+        try:
+            await self._log_record(record)
+        except HuggingPlaceError as exc:
+            self._log_quiet_failure(record, exc)
+
+    async def close(self) -> None:
+        """Close the aiohttp session. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            if self._owns_transport:
+                await self._transport.aclose()
+
+    async def __aenter__(self) -> AsyncHuggingPlace:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()

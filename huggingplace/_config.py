@@ -1,0 +1,128 @@
+"""Client options: keyword arguments, then ``HUGGINGPLACE_*`` environment variables, then defaults.
+
+Resolved once, when a client is built, into a frozen :class:`Options`; nothing reads the
+environment after that.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping, Union
+
+import attrs
+
+from ._exceptions import ConfigurationError
+
+DEFAULT_BASE_URL = "https://api.huggingplace.com"
+ROUTE = "/v2/chatgpt/store_generated_response"
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_MAX_RETRIES = 3
+MODES = ("prod", "dev")
+
+OrgId = Union[str, int]
+
+
+def _mask(key: str) -> str:
+    """What a key looks like in a repr: its length only, never a character of it."""
+    return f"<{len(key)} chars>" if key else "<unset>"
+
+
+@attrs.frozen(kw_only=True)
+class Options:
+    """Everything a client needs to send a record, validated and frozen."""
+
+    api_key: str = attrs.field(repr=_mask)
+    org_id: OrgId
+    base_url: str = DEFAULT_BASE_URL
+    mode: str = "prod"
+    timeout: float = DEFAULT_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+    backoff_initial: float = 0.5
+    backoff_max: float = 8.0
+    max_retry_after: float = 60.0
+    path: str = ROUTE
+
+    @property
+    def url(self) -> str:
+        return self.base_url.rstrip("/") + self.path
+
+
+def _env(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name)
+    return value if value not in (None, "") else None
+
+
+def _number(value: object, name: str, env_name: str, *, integer: bool = False) -> float:
+    try:
+        number = int(str(value)) if integer and isinstance(value, str) else value
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise TypeError
+    except (TypeError, ValueError):
+        kind = "a whole number" if integer else "a number"
+        raise ConfigurationError(
+            f"{name} must be {kind} (from the {name}= argument or {env_name}), got {value!r}"
+        ) from None
+    if number < 0:
+        raise ConfigurationError(f"{name} must be >= 0 (from {name}= or {env_name}), got {value!r}")
+    if integer and not isinstance(number, int):
+        raise ConfigurationError(f"{name} must be a whole number, got {value!r}")
+    return number
+
+
+def resolve_options(
+    *,
+    api_key: str | None = None,
+    org_id: OrgId | None = None,
+    base_url: str | None = None,
+    mode: str | None = None,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Options:
+    """Merge explicit arguments over the environment and check every value once."""
+    env = os.environ if environ is None else environ
+    key = api_key if api_key is not None else _env(env, "HUGGINGPLACE_API_KEY")
+    if not key or not isinstance(key, str):
+        raise ConfigurationError(
+            "No API key: pass api_key=... or set the HUGGINGPLACE_API_KEY environment variable "
+            "(`huggingplace serve` prints a local one)."
+        )
+    if any(c.isspace() for c in key):
+        raise ConfigurationError("api_key contains white space; check for a stray newline or quote")
+    org: OrgId | None = org_id if org_id is not None else _env(env, "HUGGINGPLACE_ORG_ID")
+    if org is None or org == "" or isinstance(org, bool) or not isinstance(org, (str, int)):
+        raise ConfigurationError(
+            "No organization: pass org_id=... or set the HUGGINGPLACE_ORG_ID environment variable"
+            + ("" if org is None else f" (got {org!r}; expected a non-empty string or an integer)")
+        )
+    url = base_url if base_url is not None else (_env(env, "HUGGINGPLACE_BASE_URL") or DEFAULT_BASE_URL)
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigurationError(
+            f"base_url must start with http:// or https:// (from base_url= or HUGGINGPLACE_BASE_URL), got {url!r}"
+        )
+    chosen_mode = mode if mode is not None else (_env(env, "HUGGINGPLACE_MODE") or "prod")
+    if chosen_mode not in MODES:
+        raise ConfigurationError(
+            f"mode must be 'prod' or 'dev' (from mode= or HUGGINGPLACE_MODE), got {chosen_mode!r}"
+        )
+    raw_timeout = timeout if timeout is not None else (_env(env, "HUGGINGPLACE_TIMEOUT") or DEFAULT_TIMEOUT)
+    if isinstance(raw_timeout, str):
+        try:
+            raw_timeout = float(raw_timeout)
+        except ValueError:
+            pass
+    seconds = _number(raw_timeout, "timeout", "HUGGINGPLACE_TIMEOUT")
+    if seconds == 0:
+        raise ConfigurationError("timeout must be > 0 seconds (from timeout= or HUGGINGPLACE_TIMEOUT)")
+    raw_retries = max_retries if max_retries is not None else (
+        _env(env, "HUGGINGPLACE_MAX_RETRIES") or DEFAULT_MAX_RETRIES
+    )
+    retries = int(_number(raw_retries, "max_retries", "HUGGINGPLACE_MAX_RETRIES", integer=True))
+    return Options(
+        api_key=key,
+        org_id=org,
+        base_url=url.rstrip("/"),
+        mode=chosen_mode,
+        timeout=float(seconds),
+        max_retries=retries,
+    )

@@ -1,0 +1,235 @@
+"""Caller input (snake_case or camelCase keywords, or one dict) to a validated :class:`LogRecord`.
+
+Pure and synchronous. Every refusal is a :class:`ValidationError` that names the key the caller
+used and what a valid value looks like; the caller's own dicts are never mutated.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+from collections.abc import Mapping, Sequence
+from typing import Any, Callable
+
+import attrs
+
+from ._exceptions import ValidationError
+from ._fields import ALIASES, BY_NAME
+from ._models import ErrorInfo, LogRecord, Step, TokenUsage
+from ._serialize import to_jsonable
+
+__all__ = ["normalize", "build_record", "merge_defaults"]
+
+_USAGE_KEYS = {
+    "prompt_tokens": "prompt_tokens",
+    "promptTokens": "prompt_tokens",
+    "completion_tokens": "completion_tokens",
+    "completionTokens": "completion_tokens",
+    "total_tokens": "total_tokens",
+    "totalTokens": "total_tokens",
+}
+
+
+def _suggest(key: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean `{close[0]}`?" if close else ""
+
+
+def normalize(data: Mapping[str, Any], *, where: str = "log()") -> dict[str, tuple[str, Any]]:
+    """Map each caller key to its SDK keyword: ``{name: (key as the caller spelled it, value)}``.
+
+    Unknown keys and the same field given twice (``userPrompt`` and ``user_prompt``) are errors.
+    ``None`` values mean "not given", as in the public SDKs.
+    """
+    out: dict[str, tuple[str, Any]] = {}
+    for key, value in data.items():
+        if not isinstance(key, str):
+            raise ValidationError(f"{where}: field names must be strings, got {key!r}", field=repr(key))
+        name = ALIASES.get(key)
+        if name is None:
+            raise ValidationError(
+                f"{where} got an unknown field `{key}`{_suggest(key, list(ALIASES))} "
+                f"(the fields are listed in docs/fields.md)",
+                field=key,
+            )
+        if value is None:
+            continue
+        if name in out:
+            raise ValidationError(
+                f"{where}: `{out[name][0]}` and `{key}` are the same field; pass only one", field=key
+            )
+        out[name] = (key, value)
+    return out
+
+
+def _fail(key: str, name: str, value: Any, detail: str = "") -> ValidationError:
+    hint = BY_NAME[name].hint
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    why = f" ({detail})" if detail else ""
+    return ValidationError(f"`{key}` must be {hint}; got {shown}{why}", field=key)
+
+
+def _token_usage(key: str, value: Any) -> TokenUsage:
+    if isinstance(value, TokenUsage):
+        return value
+    if not isinstance(value, Mapping):
+        raise _fail(key, "token_usage", value)
+    counts: dict[str, Any] = {}
+    for k, n in value.items():
+        canonical = _USAGE_KEYS.get(k) if isinstance(k, str) else None
+        if canonical is None:
+            raise ValidationError(
+                f"`{key}` has an unknown key {k!r}{_suggest(str(k), list(_USAGE_KEYS))}; "
+                "use prompt_tokens, completion_tokens, total_tokens",
+                field=f"{key}.{k}",
+            )
+        if n is not None:
+            counts[canonical] = n
+    try:
+        return TokenUsage(**counts)
+    except (TypeError, ValueError) as exc:
+        raise _fail(key, "token_usage", value, str(exc)) from None
+
+
+def _error_info(key: str, value: Any) -> ErrorInfo:
+    if isinstance(value, ErrorInfo):
+        return value
+    if isinstance(value, BaseException):
+        return ErrorInfo.from_exception(value)
+    if isinstance(value, str):
+        return ErrorInfo(type="Error", message=value)
+    if isinstance(value, Mapping) and isinstance(value.get("type"), str) and isinstance(value.get("message"), str):
+        return ErrorInfo(type=value["type"], message=value["message"])
+    raise _fail(key, "error", value)
+
+
+def _response_time(key: str, value: Any) -> float:
+    if isinstance(value, _dt.timedelta):
+        return value.total_seconds() * 1000.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        detail = "pass milliseconds as a number, e.g. 1234.5" if isinstance(value, str) else ""
+        raise _fail(key, "response_time", value, detail)
+    if not value >= 0 or value == float("inf"):
+        raise _fail(key, "response_time", value)
+    return float(value)
+
+
+def _steps(key: str, value: Any) -> tuple[Any, ...]:
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+        raise _fail(key, "step_data", value)
+    steps: list[Any] = []
+    for i, step in enumerate(value):
+        if isinstance(step, Step):
+            steps.append(step)
+        elif isinstance(step, Mapping):
+            steps.append(to_jsonable(step))
+        else:
+            raise ValidationError(
+                f"`{key}[{i}]` must be a step dict (a JSON object), got {type(step).__name__}",
+                field=f"{key}[{i}]",
+            )
+    return tuple(steps)
+
+
+def _roles(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise _fail(key, "user_roles", value, "wrap a single role in a list")
+    if not all(isinstance(r, str) for r in value):
+        raise _fail(key, "user_roles", value)
+    return tuple(value)
+
+
+def _object(name: str) -> Callable[[str, Any], Any]:
+    def convert(key: str, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise _fail(key, name, value)
+        return to_jsonable(value)
+
+    return convert
+
+
+def _timestamp(key: str, value: Any) -> _dt.datetime:
+    if not isinstance(value, _dt.datetime):
+        raise _fail(key, "timestamp", value)
+    return value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
+
+
+def _mapping_table(key: str, value: Any) -> Any:
+    return to_jsonable(value) if isinstance(value, Mapping) else value
+
+
+_CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
+    "metadata": _object("metadata"),
+    "user_metadata": _object("user_metadata"),
+    "token_usage": _token_usage,
+    "error": _error_info,
+    "response_time": _response_time,
+    "step_data": _steps,
+    "user_roles": _roles,
+    "timestamp": _timestamp,
+    "mapping_table": _mapping_table,
+}
+
+
+def merge_defaults(
+    defaults: Mapping[str, tuple[str, Any]], given: Mapping[str, tuple[str, Any]]
+) -> dict[str, tuple[str, Any]]:
+    """Session or context defaults under a record's own fields; metadata dicts merge key by key."""
+    merged = dict(defaults)
+    for name, (key, value) in given.items():
+        base = merged.get(name)
+        if base is not None and name in ("metadata", "user_metadata") and isinstance(value, Mapping):
+            merged[name] = (key, {**base[1], **value})
+        elif base is not None and name == "step_data":
+            merged[name] = (key, [*base[1], *value])
+        else:
+            merged[name] = (key, value)
+    return merged
+
+
+def build_record(fields: Mapping[str, tuple[str, Any]]) -> LogRecord:
+    """Validate normalized fields (from :func:`normalize`) into a :class:`LogRecord`."""
+    values: dict[str, Any] = {}
+    for name, (key, value) in fields.items():
+        convert = _CONVERTERS.get(name)
+        values[name] = convert(key, value) if convert else value
+    for required in ("user_prompt", "response"):
+        if required not in values:
+            alias = BY_NAME[required].aliases[0]
+            raise ValidationError(
+                f"`{required}` is required: pass {required}=... (or {alias}=...), {BY_NAME[required].hint}",
+                field=required,
+            )
+    if "error" in values and "status" not in values:
+        values["status"] = "error"
+    usage = values.get("token_usage")
+    if usage is not None:
+        count = values.setdefault("token_count", usage.total_tokens)
+        if count != usage.total_tokens:
+            key = fields["token_count"][0]
+            raise ValidationError(
+                f"`{key}` ({count!r}) differs from token_usage total_tokens ({usage.total_tokens}); "
+                "pass one, or make them equal",
+                field=key,
+            )
+    try:
+        return LogRecord(**values)
+    except (TypeError, ValueError) as exc:
+        raise _explain(fields, values, exc) from None
+
+
+def _explain(fields: Mapping[str, tuple[str, Any]], values: Mapping[str, Any], exc: Exception) -> ValidationError:
+    """Find which field an attrs validator refused, and say so in the caller's own words."""
+    for attribute in attrs.fields(LogRecord):
+        validator = attribute.validator
+        if attribute.name not in values or validator is None:
+            continue
+        try:
+            validator(None, attribute, values[attribute.name])
+        except (TypeError, ValueError):
+            key = fields[attribute.name][0] if attribute.name in fields else attribute.name
+            given = fields[attribute.name][1] if attribute.name in fields else values[attribute.name]
+            return _fail(key, attribute.name, given)
+    return ValidationError(f"invalid record: {exc}")

@@ -1,0 +1,173 @@
+"""The records the SDK builds: attrs classes with their invariants as validators.
+
+Adaptation from user input lives in ``_mapping.py``; turning a record into the wire payload
+lives in ``_wire.py``. These classes only hold data.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Mapping, Optional, Tuple, Union
+
+import attrs
+from attrs import validators as v
+
+__all__ = ["ErrorInfo", "TokenUsage", "Step", "LogRecord", "LogResult", "new_event_id", "utcnow"]
+
+_EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
+STATUSES = ("ok", "error")
+
+
+def new_event_id() -> str:
+    """32 lowercase hex characters, unique per record, reused on every retry and replay."""
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _not_bool(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool):
+        raise TypeError(f"'{attribute.name}' must be a number, not a bool ({value!r})")
+
+
+def _count() -> Any:
+    """A non-negative integer (bools refused)."""
+    return v.and_(_not_bool, v.instance_of(int), v.ge(0))
+
+
+def _opt(validator: Any) -> Any:
+    return v.optional(validator)
+
+
+_str = v.instance_of(str)
+_json_object = v.instance_of(Mapping)  # type: ignore[type-abstract]
+
+
+@attrs.frozen
+class ErrorInfo:
+    """What went wrong in a failed call or step: the exception's type name and message."""
+
+    type: str = attrs.field(validator=_str)
+    message: str = attrs.field(validator=_str)
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ErrorInfo:
+        return cls(type=type(exc).__name__, message=str(exc))
+
+
+@attrs.frozen(kw_only=True)
+class TokenUsage:
+    """Token counts of one call; ``total_tokens`` defaults to prompt + completion."""
+
+    prompt_tokens: int = attrs.field(default=0, validator=_count())
+    completion_tokens: int = attrs.field(default=0, validator=_count())
+    total_tokens: int = attrs.field(validator=_count())
+
+    @total_tokens.default
+    def _total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@attrs.define(kw_only=True, eq=False)
+class Step:
+    """One timed stage of a request (retrieve, generate, a tool call), possibly with nested steps.
+
+    Created and timed by ``Session.step()`` / ``Trace.step()``; its durations come from
+    ``perf_counter_ns`` and its ``started_at`` / ``ended_at`` from the UTC wall clock.
+    """
+
+    name: str = attrs.field(validator=_str)
+    type: Optional[str] = attrs.field(default=None, validator=_opt(_str))
+    status: str = attrs.field(default="ok", validator=v.in_(STATUSES))
+    started_at: Optional[datetime] = None
+    ended_at: Optional[datetime] = None
+    time_ms: Optional[float] = None
+    error: Optional[ErrorInfo] = None
+    metadata: dict[str, Any] = attrs.Factory(dict)
+    steps: list[Step] = attrs.Factory(list)
+    user_question: Optional[str] = attrs.field(default=None, validator=_opt(_str))
+    prompt_response: Optional[str] = attrs.field(default=None, validator=_opt(_str))
+    llm_model: Optional[str] = attrs.field(default=None, validator=_opt(_str))
+    token: Optional[int] = attrs.field(default=None, validator=_opt(_count()))
+    input_tokens: Optional[int] = attrs.field(default=None, validator=_opt(_count()))
+    output_tokens: Optional[int] = attrs.field(default=None, validator=_opt(_count()))
+    _start_ns: Optional[int] = attrs.field(default=None, alias="_start_ns", repr=False)
+
+    def start(self) -> None:
+        self.started_at = utcnow()
+        self._start_ns = time.perf_counter_ns()
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        end_ns = time.perf_counter_ns()
+        self.ended_at = utcnow()
+        if self._start_ns is not None:
+            self.time_ms = (end_ns - self._start_ns) / 1e6
+        if exc is not None:
+            self.status = "error"
+            self.error = ErrorInfo.from_exception(exc)
+
+    @property
+    def start_ns(self) -> Optional[int]:
+        """``perf_counter_ns()`` when the step started; for durations only."""
+        return self._start_ns
+
+    @property
+    def finished(self) -> bool:
+        return self.ended_at is not None
+
+
+StepLike = Union[Step, Mapping[str, Any]]
+
+
+@attrs.frozen(kw_only=True)
+class LogRecord:
+    """One record for ``/store_generated_response``, validated. Attribute names are the SDK's
+    keyword names; ``_wire.py`` renames them to the contract's wire names."""
+
+    user_prompt: str = attrs.field(validator=_str)
+    response: str = attrs.field(validator=_str)
+    event_id: str = attrs.field(factory=new_event_id, validator=v.matches_re(_EVENT_ID))
+    timestamp: datetime = attrs.field(factory=utcnow, validator=v.instance_of(datetime))
+    metadata: Optional[Mapping[str, Any]] = attrs.field(default=None, validator=_opt(_json_object))
+    user_metadata: Optional[Mapping[str, Any]] = attrs.field(default=None, validator=_opt(_json_object))
+    user_id: Optional[str] = attrs.field(default=None, validator=_opt(_str))
+    session_id: Optional[str] = attrs.field(default=None, validator=_opt(_str))
+    file_name: Optional[str] = attrs.field(default=None, validator=_opt(_str))
+    llm_model: Optional[str] = attrs.field(default=None, validator=_opt(_str))
+    token_count: Optional[int] = attrs.field(default=None, validator=_opt(_count()))
+    token_usage: Optional[TokenUsage] = attrs.field(default=None, validator=_opt(v.instance_of(TokenUsage)))
+    response_time: Optional[float] = attrs.field(
+        default=None, validator=_opt(v.and_(_not_bool, v.instance_of((int, float)), v.ge(0)))
+    )
+    step_data: Tuple[StepLike, ...] = attrs.field(default=(), converter=tuple)
+    user_uuid: Optional[str] = attrs.field(default=None, validator=_opt(_str))
+    org_uuid: Optional[str] = attrs.field(default=None, validator=_opt(_str))
+    user_roles: Optional[Tuple[str, ...]] = attrs.field(
+        default=None, validator=_opt(v.deep_iterable(_str, v.instance_of(tuple)))
+    )
+    llm_model2: Optional[str] = attrs.field(default=None, validator=_opt(_str))
+    mapping_table: Optional[Union[str, Mapping[str, Any]]] = attrs.field(
+        default=None, validator=_opt(v.instance_of((str, Mapping)))
+    )
+    message_id: Optional[str] = attrs.field(default=None, validator=_opt(_str))
+    status: str = attrs.field(default="ok", validator=v.in_(STATUSES))
+    error: Optional[ErrorInfo] = attrs.field(default=None, validator=_opt(v.instance_of(ErrorInfo)))
+
+
+@attrs.frozen
+class LogResult:
+    """What ``log()`` returns: the record's ``event_id`` and how the endpoint answered.
+
+    ``queued`` is true when a background client accepted the record for later delivery
+    (then ``status_code`` is ``None``).
+    """
+
+    event_id: str
+    status_code: Optional[int] = None
+    body: Any = attrs.field(default=None, repr=False)
+    queued: bool = False

@@ -1,0 +1,134 @@
+"""Turn whatever a caller put in ``metadata`` into JSON-safe data, without ever raising.
+
+Also the timestamp format of the contract. Pure: no I/O, no global state.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as _dt
+import decimal
+import enum
+import math
+import pathlib
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import attrs
+
+__all__ = ["to_jsonable", "format_timestamp", "MAX_DEPTH"]
+
+MAX_DEPTH = 20
+MAX_BYTES = 4096  # bytes values larger than this are replaced by a size marker
+MAX_ITEMS = 10_000  # items kept from one list or array
+
+
+def format_timestamp(value: _dt.datetime) -> str:
+    """RFC 3339 UTC with milliseconds, e.g. ``2026-11-22T08:15:00.123Z``; naive means UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.timezone.utc)
+    value = value.astimezone(_dt.timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _float(value: float) -> Any:
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def to_jsonable(value: Any, *, max_depth: int = MAX_DEPTH) -> Any:
+    """A deep, JSON-safe copy of ``value``; never raises, never consumes iterators."""
+    try:
+        return _convert(value, max_depth, set())
+    except Exception as exc:  # pragma: no cover - a last resort for hostile __repr__ and the like
+        return f"<unserializable {type(value).__name__}: {type(exc).__name__}>"
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, enum.Enum):
+        return str(key.value)
+    return _safe_str(key)
+
+
+def _safe_str(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+
+
+def _convert(value: Any, depth: int, seen: set[int]) -> Any:
+    if isinstance(value, enum.Enum):  # first: IntEnum and StrEnum are ints and strs too
+        return _convert(value.value, depth, seen)
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return _float(value)
+    if isinstance(value, _dt.datetime):
+        return format_timestamp(value)
+    if isinstance(value, (_dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, _dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        if value.is_finite() and value == value.to_integral_value():
+            return int(value)
+        return _float(float(value))
+    if isinstance(value, (uuid.UUID, pathlib.PurePath)):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        if len(raw) > MAX_BYTES:
+            return f"<bytes: {len(raw)}>"
+        return base64.b64encode(raw).decode("ascii")
+    if isinstance(value, BaseException):
+        return {"type": type(value).__name__, "message": _safe_str(value)}
+    if depth <= 0:
+        return f"<max depth: {type(value).__name__}>"
+    ident = id(value)
+    if ident in seen:
+        return f"<cycle: {type(value).__name__}>"
+    seen.add(ident)
+    try:
+        return _container(value, depth - 1, seen)
+    finally:
+        seen.discard(ident)
+
+
+def _container(value: Any, depth: int, seen: set[int]) -> Any:
+    if isinstance(value, Mapping):
+        return {_key(k): _convert(v, depth, seen) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        out = [_convert(v, depth, seen) for v in list(items)[:MAX_ITEMS]]
+        if len(value) > MAX_ITEMS:
+            out.append(f"<{len(value) - MAX_ITEMS} more items>")
+        return out
+    if isinstance(value, Iterator):
+        return f"<iterator: {type(value).__name__}>"
+    if attrs.has(type(value)):
+        return _convert(attrs.asdict(value, recurse=False), depth + 1, seen)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _convert({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, depth + 1, seen)
+    for method in ("model_dump", "dict", "tolist"):  # pydantic v2, pydantic v1, numpy
+        dump = getattr(value, method, None)
+        if callable(dump) and not isinstance(value, type):
+            try:
+                return _convert(dump(), depth + 1, seen)
+            except Exception:
+                continue
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        try:
+            return _convert(item(), depth + 1, seen)
+        except Exception:
+            pass
+    attributes = getattr(value, "__dict__", None)
+    if isinstance(attributes, dict) and not isinstance(value, type):
+        return _convert({k: a for k, a in attributes.items() if not k.startswith("_")}, depth + 1, seen)
+    return _safe_str(value)

@@ -1,0 +1,358 @@
+"""Sessions, timed steps and traces. Each class serves ``with`` and ``async with`` alike;
+the client decides whether sending a record is a call or an await.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import json
+import logging
+import time
+import uuid
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, TypeVar
+
+from ._exceptions import ValidationError
+from ._mapping import merge_defaults
+from ._models import ErrorInfo, LogRecord, Step
+from ._serialize import to_jsonable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._client import _BaseClient
+
+__all__ = ["Session", "StepTimer", "Trace", "current_session"]
+
+logger = logging.getLogger("huggingplace")
+
+F = TypeVar("F", bound=Callable[..., Any])
+Fields = dict[str, tuple[str, Any]]
+
+_STEP_FIELDS = {
+    "type": "type",
+    "metadata": "metadata",
+    "user_question": "user_question",
+    "userQuestion": "user_question",
+    "prompt_response": "prompt_response",
+    "promptResponse": "prompt_response",
+    "llm_model": "llm_model",
+    "llmModel": "llm_model",
+    "token": "token",
+    "input_tokens": "input_tokens",
+    "inputTokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "outputTokens": "output_tokens",
+    "status": "status",
+    "error": "error",
+}
+
+# The innermost open step in this thread or task, with the owner (session or trace) it belongs to.
+_current_step: ContextVar[Optional[tuple[_StepOwner, Step]]] = ContextVar("huggingplace_step", default=None)
+_current_session: ContextVar[Optional[Session]] = ContextVar("huggingplace_session", default=None)
+
+
+def current_session() -> Session | None:
+    """The session whose ``with`` block encloses this code, if any."""
+    return _current_session.get()
+
+
+class StepTimer:
+    """The handle ``step()`` returns: times a block, nests inside the enclosing step of the same
+    owner, and records an exception as ``status: "error"`` without swallowing it."""
+
+    def __init__(self, owner: _StepOwner, step: Step) -> None:
+        self.step = step
+        self._owner = owner
+        self._token: Token[Optional[tuple[_StepOwner, Step]]] | None = None
+
+    def update(self, **fields: Any) -> StepTimer:
+        """Set step fields (``metadata`` merges); validated now, naming the field on error."""
+        _update_step(self.step, fields)
+        return self
+
+    def __enter__(self) -> StepTimer:
+        enclosing = _current_step.get()
+        if enclosing is not None and enclosing[0] is self._owner:
+            enclosing[1].steps.append(self.step)
+        else:
+            self._owner._add_step(self.step)
+        self.step.start()
+        self._token = _current_step.set((self._owner, self.step))
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.step.finish(exc)
+        if self._token is not None:
+            try:
+                _current_step.reset(self._token)
+            except ValueError:  # exited in another context (a generator crossing tasks)
+                _current_step.set(None)
+
+    async def __aenter__(self) -> StepTimer:
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return self.__exit__(exc_type, exc, tb)
+
+
+def _update_step(step: Step, fields: Mapping[str, Any]) -> None:
+    for key, value in fields.items():
+        name = _STEP_FIELDS.get(key)
+        if name is None:
+            from ._mapping import _suggest
+
+            raise ValidationError(
+                f"step got an unknown field `{key}`{_suggest(key, list(_STEP_FIELDS))}", field=key
+            )
+        if value is None:
+            continue
+        try:
+            if name == "metadata":
+                if not isinstance(value, Mapping):
+                    raise TypeError("metadata must be a dict")
+                step.metadata = {**step.metadata, **to_jsonable(value)}
+            elif name == "error":
+                step.error = value if isinstance(value, ErrorInfo) else ErrorInfo(type="Error", message=str(value))
+                step.status = "error"
+            else:
+                setattr(step, name, value)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"step field `{key}` is invalid: {exc}", field=key) from None
+
+
+class _StepOwner:
+    """What sessions and traces share: the top-level steps timed in them."""
+
+    def __init__(self) -> None:
+        self._steps: list[Step] = []
+
+    def step(self, name: str, type: str | None = None, **fields: Any) -> StepTimer:
+        """A timed block: ``with owner.step("retrieve", type="retrieval") as st: ...``."""
+        if not isinstance(name, str) or not name:
+            raise ValidationError(f"step name must be a non-empty string, got {name!r}", field="name")
+        step = Step(name=name)
+        _update_step(step, {"type": type, **fields})
+        return StepTimer(self, step)
+
+    def _add_step(self, step: Step) -> None:
+        self._steps.append(step)
+
+    def _take_steps(self) -> list[Step]:
+        """The finished top-level steps, removed; open ones stay for the next record."""
+        done = [s for s in self._steps if s.finished]
+        self._steps = [s for s in self._steps if not s.finished]
+        return done
+
+
+class Session(_StepOwner):
+    """A conversation: its id and defaults go into every record it logs, with the steps timed
+    in it since its previous ``log()``. Use it with ``with`` / ``async with``, or plainly."""
+
+    def __init__(self, client: _BaseClient, session_id: str, defaults: Fields) -> None:
+        super().__init__()
+        self._client = client
+        self.session_id = session_id
+        self._defaults = merge_defaults(defaults, {"session_id": ("session_id", session_id)})
+        self._token: Token[Optional[Session]] | None = None
+
+    def __repr__(self) -> str:
+        return f"Session(session_id={self.session_id!r})"
+
+    @property
+    def defaults(self) -> Fields:
+        return self._defaults
+
+    def log(self, *args: Mapping[str, Any], **kwargs: Any) -> Any:
+        """Log one record with this session's id, defaults and finished steps.
+
+        Returns a :class:`LogResult` (sync client) or an awaitable of one (async client).
+        """
+        steps = self._take_steps()
+        starts = [s.start_ns for s in steps if s.start_ns is not None]
+        measured = (time.perf_counter_ns() - min(starts)) / 1e6 if starts else None
+        record = self._client._record(args, kwargs, session=self, steps=steps, measured_ms=measured)
+        return self._client._log_record(record)
+
+    def _enter(self) -> None:
+        self._token = _current_session.set(self)
+
+    def _exit(self) -> None:
+        if self._token is not None:
+            try:
+                _current_session.reset(self._token)
+            except ValueError:
+                _current_session.set(None)
+        leftover = [s for s in self._steps if s.finished]
+        if leftover:
+            self._client._stats.drop("unlogged_steps", len(leftover))
+            logger.warning(
+                "session %r ended with %d timed step(s) no log() carried: %s",
+                self.session_id,
+                len(leftover),
+                ", ".join(s.name for s in leftover),
+            )
+            self._steps = [s for s in self._steps if not s.finished]
+
+    def __enter__(self) -> Session:
+        self._enter()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._exit()
+
+    async def __aenter__(self) -> Session:
+        self._enter()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self._exit()
+
+
+def _response_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(to_jsonable(value), ensure_ascii=False)
+
+
+class Trace(_StepOwner):
+    """One record for one block or function call: its duration becomes ``response_time``,
+    its steps ``step_data``; an exception marks it ``status: "error"`` and propagates.
+
+    As a decorator, each call is its own trace: ``user_prompt`` is the first ``str`` argument
+    (or the one named by ``prompt_arg``), ``response`` the return value.
+    """
+
+    def __init__(
+        self, client: _BaseClient, name: str, fields: Fields, *, prompt_arg: str | None = None
+    ) -> None:
+        super().__init__()
+        self._client = client
+        self.name = name
+        self._fields = fields
+        self._prompt_arg = prompt_arg
+        self._start_ns: int | None = None
+        self.record: LogRecord | None = None
+
+    def __repr__(self) -> str:
+        return f"Trace(name={self.name!r})"
+
+    def update(self, *args: Mapping[str, Any], **kwargs: Any) -> Trace:
+        """Add or replace record fields (``metadata`` merges), validated now."""
+        given = self._client._normalize(args, kwargs, where="trace.update()")
+        self._fields = merge_defaults(self._fields, given)
+        return self
+
+    def _fresh(self) -> Trace:
+        return Trace(self._client, self.name, dict(self._fields), prompt_arg=self._prompt_arg)
+
+    # ---- the block -------------------------------------------------------------------
+    def _begin(self) -> None:
+        self._start_ns = time.perf_counter_ns()
+
+    def _end(self, exc: BaseException | None) -> LogRecord | None:
+        """Build the record; a build error is raised only when the block itself succeeded."""
+        elapsed = (time.perf_counter_ns() - (self._start_ns or time.perf_counter_ns())) / 1e6
+        fields = merge_defaults({"metadata": ("metadata", {"trace_name": self.name})}, self._fields)
+        fields.setdefault("response", ("response", ""))
+        if exc is not None:
+            fields["status"] = ("status", "error")
+            fields["error"] = ("error", ErrorInfo.from_exception(exc))
+        try:
+            self.record = self._client._record(
+                (), {}, fields=fields, steps=self._take_steps(), measured_ms=elapsed
+            )
+        except ValidationError as build_error:
+            if exc is None:
+                raise
+            self._client._stats.add("rejected")
+            logger.error("trace %r not logged: %s", self.name, build_error)
+            return None
+        return self.record
+
+    def __enter__(self) -> Trace:
+        self._client._require_sync("use `async with hp.trace(...)` with AsyncHuggingPlace")
+        self._begin()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        record = self._end(exc)
+        if record is not None:
+            self._client._deliver_quietly(record)
+
+    async def __aenter__(self) -> Trace:
+        self._begin()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        record = self._end(exc)
+        if record is not None:
+            if self._client._is_async:
+                await self._client._deliver_quietly_async(record)
+            else:  # the sync client in a coroutine: send from a thread, never block the loop
+                await asyncio.to_thread(self._client._deliver_quietly, record)
+
+    # ---- the decorator ---------------------------------------------------------------
+    def _bind_prompt(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if "user_prompt" in self._fields:
+            return
+        try:
+            bound = inspect.signature(func).bind_partial(*args, **kwargs)
+        except (TypeError, ValueError):
+            bound = None
+        prompt: Any = None
+        if self._prompt_arg is not None:
+            prompt = bound.arguments.get(self._prompt_arg) if bound else kwargs.get(self._prompt_arg)
+        else:
+            values = list(bound.arguments.values()) if bound else [*args, *kwargs.values()]
+            prompt = next((a for a in values if isinstance(a, str)), None)
+        if prompt is not None:
+            self._fields["user_prompt"] = ("user_prompt", prompt if isinstance(prompt, str) else _response_text(prompt))
+
+    def _set_result(self, result: Any) -> None:
+        if "response" not in self._fields:
+            self._fields["response"] = ("response", _response_text(result))
+
+    def __call__(self, func: F) -> F:
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                trace = self._fresh()
+                trace._bind_prompt(func, args, kwargs)
+                async with trace as t:
+                    result = await func(*args, **kwargs)
+                    t._set_result(result)
+                    return result
+
+            return async_wrapper  # type: ignore[return-value]
+
+        self._client._require_sync(
+            "AsyncHuggingPlace.trace decorates `async def` functions; use HuggingPlace for plain functions"
+        )
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            trace = self._fresh()
+            trace._bind_prompt(func, args, kwargs)
+            with trace as t:
+                result = func(*args, **kwargs)
+                t._set_result(result)
+                return result
+
+        return wrapper  # type: ignore[return-value]
+
+
+def new_session_id() -> str:
+    return uuid.uuid4().hex

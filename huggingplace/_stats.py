@@ -1,0 +1,61 @@
+"""Counters of what happened to every record, safe to bump from any thread."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Mapping
+
+import attrs
+
+__all__ = ["Stats", "StatsSnapshot"]
+
+
+@attrs.frozen
+class StatsSnapshot:
+    """A copy of the counters at one moment.
+
+    ``sent`` records the endpoint stored; ``retried`` extra attempts; ``failed`` records a
+    foreground call gave up on; ``rejected`` records refused as invalid (by the SDK or the
+    endpoint); ``queued`` / ``spooled`` / ``replayed`` belong to background mode; ``dropped``
+    counts records given up on, by reason.
+    """
+
+    queued: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    rejected: int = 0
+    spooled: int = 0
+    replayed: int = 0
+    dropped: Mapping[str, int] = attrs.Factory(dict)
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+
+class Stats:
+    """The live counters behind :meth:`HuggingPlace.stats`."""
+
+    _names = ("queued", "sent", "retried", "failed", "rejected", "spooled", "replayed")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._dropped: Counter[str] = Counter()
+
+    def add(self, name: str, n: int = 1) -> None:
+        if name not in self._names:
+            raise KeyError(name)
+        with self._lock:
+            self._counts[name] += n
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        with self._lock:
+            self._dropped[reason] += n
+
+    def snapshot(self) -> StatsSnapshot:
+        with self._lock:
+            counts = {name: self._counts[name] for name in self._names}
+            return StatsSnapshot(**counts, dropped=dict(self._dropped))

@@ -1,0 +1,204 @@
+"""A :class:`LogRecord` to the contract's JSON body and headers; an HTTP answer to a result or error.
+
+Pure: builds bytes and reads status codes, never opens a socket. Both clients, the background
+worker and the tests share it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+import attrs
+
+from ._config import Options
+from ._exceptions import (
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTooLargeError,
+)
+from ._fields import BY_NAME
+from ._models import ErrorInfo, LogRecord, LogResult, Step, TokenUsage
+from ._retry import parse_retry_after
+from ._serialize import format_timestamp, to_jsonable
+from ._version import __version__
+
+__all__ = ["Request", "Response", "to_payload", "step_to_wire", "build_request", "encode", "parse_response"]
+
+SDK = {"name": "huggingplace-python", "version": __version__}
+USER_AGENT = f"huggingplace-python/{__version__}"
+
+
+def _lower_keys(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
+@attrs.frozen
+class Request:
+    """One POST ready to send. ``event_id`` is also the ``Idempotency-Key`` header."""
+
+    url: str
+    headers: Mapping[str, str] = attrs.field(repr=False)  # holds the API key
+    body: bytes = attrs.field(repr=False)
+    event_id: str
+
+
+@attrs.frozen
+class Response:
+    """What a transport got back, reduced to what the SDK reads; header names lower-cased."""
+
+    status_code: int
+    headers: Mapping[str, str] = attrs.field(converter=_lower_keys)
+    body: bytes = b""
+
+
+def _error(info: ErrorInfo) -> dict[str, str]:
+    return {"type": info.type, "message": info.message}
+
+
+def step_to_wire(step: Step) -> dict[str, Any]:
+    """A timed step as the contract's step object; absent values are left out."""
+    out: dict[str, Any] = {"step_name": step.name, "status": step.status}
+    if step.type is not None:
+        out["type"] = step.type
+    out["time_ms"] = round(step.time_ms, 3) if step.time_ms is not None else 0.0
+    if step.started_at is not None:
+        out["started_at"] = format_timestamp(step.started_at)
+    if step.ended_at is not None:
+        out["ended_at"] = format_timestamp(step.ended_at)
+    if step.error is not None:
+        out["error"] = _error(step.error)
+    for name in ("user_question", "prompt_response", "llm_model", "token", "input_tokens", "output_tokens"):
+        value = getattr(step, name)
+        if value is not None:
+            out[name] = value
+    if step.metadata:
+        out["metadata"] = to_jsonable(step.metadata)
+    out["steps"] = [step_to_wire(child) for child in step.steps]
+    return out
+
+
+def _usage(usage: TokenUsage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def to_payload(record: LogRecord, options: Options) -> dict[str, Any]:
+    """The JSON object of the contract, with no ``null`` values."""
+    body: dict[str, Any] = {}
+    for attribute in attrs.fields(LogRecord):
+        value = getattr(record, attribute.name)
+        if value is None or (attribute.name == "step_data" and not value):
+            continue
+        wire = BY_NAME[attribute.name].wire
+        if isinstance(value, TokenUsage):
+            value = _usage(value)
+        elif isinstance(value, ErrorInfo):
+            value = _error(value)
+        elif attribute.name == "timestamp":
+            value = format_timestamp(value)
+        elif attribute.name == "step_data":
+            value = [step_to_wire(s) if isinstance(s, Step) else s for s in value]
+        elif attribute.name == "user_roles":
+            value = list(value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        body[wire] = value
+    if record.session_id is not None:
+        meta = body.setdefault("metaData", {})
+        meta.setdefault("sessionId", record.session_id)
+    body["org_id"] = options.org_id
+    body["mode"] = options.mode
+    body["sdk"] = dict(SDK)
+    return body
+
+
+def encode(payload: Any) -> bytes:
+    """Compact UTF-8 JSON; the payload is already JSON-safe, so NaN is refused rather than sent."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def headers(options: Options, event_id: str) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {options.api_key}",
+        "Content-Type": "application/json",
+        "Idempotency-Key": event_id,
+        "User-Agent": USER_AGENT,
+    }
+
+
+def build_request(record: LogRecord, options: Options) -> Request:
+    return Request(
+        url=options.url,
+        headers=headers(options, record.event_id),
+        body=encode(to_payload(record, options)),
+        event_id=record.event_id,
+    )
+
+
+def _decode(body: bytes) -> Any:
+    try:
+        return json.loads(body.decode("utf-8")) if body else None
+    except (UnicodeDecodeError, ValueError):
+        return body.decode("utf-8", "replace")
+
+
+def _server_message(data: Any, status: int) -> str:
+    if isinstance(data, Mapping):
+        for key in ("message", "error", "detail", "errors"):
+            if data.get(key):
+                found = data[key]
+                return found if isinstance(found, str) else json.dumps(found, default=str)[:500]
+    if isinstance(data, str) and data.strip():
+        return data.strip()[:500]
+    return f"the endpoint answered HTTP {status} with no message"
+
+
+_STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    422: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    413: RequestTooLargeError,
+    429: RateLimitError,
+}
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def parse_response(response: Response, request: Request, *, api_key: str = "") -> LogResult:
+    """Any 2xx is success (the public SDKs wrongly require exactly 200); anything else raises."""
+    data = _decode(response.body)
+    status = response.status_code
+    if 200 <= status < 300:
+        return LogResult(event_id=request.event_id, status_code=status, body=data)
+    message = _server_message(data, status)
+    if api_key:
+        message = message.replace(api_key, "***")
+    if status == 404:
+        message = f"{message} (POST {request.url}: check base_url / HUGGINGPLACE_BASE_URL)"
+    elif status == 413:
+        message = f"{message} (the body was {len(request.body)} bytes)"
+    elif status == 401:
+        message = f"{message} (check api_key / HUGGINGPLACE_API_KEY)"
+    elif status == 403:
+        message = f"{message} (the key does not belong to this org_id)"
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    if status in _STATUS_ERRORS:
+        cls = _STATUS_ERRORS[status]
+    elif status in TRANSIENT_STATUSES:
+        cls = InternalServerError
+    else:
+        cls = APIStatusError
+    error = cls(message, status_code=status, url=request.url, body=data, retry_after=retry_after)
+    if isinstance(error, RequestTooLargeError):
+        error.size = len(request.body)
+    raise error

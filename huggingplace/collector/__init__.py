@@ -1,0 +1,101 @@
+"""The local collector: the contract's route, a batch route and read routes, stored in SQLite.
+
+``huggingplace serve`` runs it in the foreground; :class:`Collector` runs it on a background
+thread (the demo and the end-to-end tests use it)::
+
+    with Collector("records.db") as c:
+        hp = HuggingPlace(api_key=c.dev_key, org_id=c.dev_org, base_url=c.url)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Mapping, Optional
+
+from aiohttp import web
+
+from ._app import BATCH_ROUTE, create_app
+from ._store import Store
+
+__all__ = ["Collector", "Store", "create_app", "BATCH_ROUTE", "DEV_ORG"]
+
+DEV_ORG = "local"
+
+
+class Collector:
+    """A collector on a loopback port, served from its own thread and event loop.
+
+    ``keys`` maps API keys to org ids; with none given (and none stored) a dev key is created
+    for org ``"local"`` and kept in ``dev_key``.
+    """
+
+    def __init__(
+        self,
+        db_path: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        keys: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        self.db_path = db_path
+        self.host = host
+        self.port = port
+        self._keys = dict(keys or {})
+        self.dev_key: Optional[str] = None
+        self.dev_org = DEV_ORG
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: Optional[threading.Thread] = None
+        self._runner: Optional[web.AppRunner] = None
+        self._ready = threading.Event()
+        self._error: Optional[BaseException] = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> Collector:
+        store = Store(self.db_path)
+        for key, org in self._keys.items():
+            store.add_key(key, str(org))
+        if not self._keys:
+            self.dev_key = store.create_dev_key(DEV_ORG)
+        self._store = store
+        self._thread = threading.Thread(target=self._run, name="huggingplace-collector", daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            self._runner = web.AppRunner(create_app(self._store), access_log=None)
+            loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, self.host, self.port)
+            loop.run_until_complete(site.start())
+            self.port = self._runner.addresses[0][1]
+        except BaseException as exc:  # reported to start()
+            self._error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        loop.run_forever()
+        loop.run_until_complete(self._runner.cleanup())
+        loop.close()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(30)
+            self._store.close()
+            self._loop = None
+
+    def __enter__(self) -> Collector:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

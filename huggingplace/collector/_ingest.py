@@ -1,0 +1,214 @@
+"""What the collector accepts on ``/store_generated_response``: the contract's body, and the
+public HuggingPlace SDKs' bodies as they are (integer ``org_id``, ``null`` values, no
+``event_id``, extra keys, ``"0 min 1.23 sec"`` response times).
+
+Pure: a decoded JSON body in, a normalized record or an :class:`IngestError` out.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Optional
+
+from .._models import utcnow
+from .._serialize import format_timestamp
+
+__all__ = ["IngestError", "normalize_record", "parse_response_time", "LIMITS"]
+
+LIMITS = {
+    "body_bytes": 8 * 1024 * 1024,
+    "text_chars": 1024 * 1024,  # user_prompt, ai_response
+    "id_chars": 1024,  # ids, model names, file names
+    "steps": 1000,  # steps in one record, nested ones included
+    "step_depth": 32,
+    "batch_records": 1000,
+}
+
+_TEXT = ("user_prompt", "ai_response")
+_IDS = ("session_id", "user_id", "user_uuid", "org_uuid", "file_name", "llm_model", "llm_model2", "message_id")
+_OBJECTS = ("metaData", "user_meta_data")
+_KNOWN = set(_TEXT) | set(_IDS) | set(_OBJECTS) | {
+    "org_id", "mode", "token_count", "token_usage", "response_time", "step_data", "user_roles",
+    "mapping_table", "status", "error", "event_id", "timestamp", "sdk",
+}
+_EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
+_PUBLIC_SDK_TIME = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*min\s+(\d+(?:\.\d+)?)\s*sec\s*$")
+
+
+class IngestError(Exception):
+    """A refused record: ``status`` is 400 or 422, ``field`` names what was wrong."""
+
+    def __init__(self, status: int, message: str, field: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": self.message}
+        if self.field is not None:
+            out["field"] = self.field
+        return out
+
+
+def _type_error(field: str, expected: str, value: Any) -> IngestError:
+    return IngestError(422, f"`{field}` must be {expected}, got {type(value).__name__}", field)
+
+
+def parse_response_time(value: Any, field: str = "response_time") -> float:
+    """Milliseconds from a number, or from the public SDKs' ``"0 min 1.23 sec"`` string."""
+    if isinstance(value, str):
+        match = _PUBLIC_SDK_TIME.match(value)
+        if match:
+            return (float(match.group(1)) * 60 + float(match.group(2))) * 1000.0
+        try:
+            value = float(value)
+        except ValueError:
+            raise IngestError(
+                422, f"`{field}` must be milliseconds as a number, got the string {value[:40]!r}", field
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _type_error(field, "a number of milliseconds", value)
+    if not value >= 0 or value == float("inf"):
+        raise IngestError(422, f"`{field}` must be a number >= 0 (milliseconds)", field)
+    return float(value)
+
+
+def _count(field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise IngestError(422, f"`{field}` must be a whole number >= 0, got {value!r}"[:200], field)
+    return value
+
+
+def _string(field: str, value: Any, limit: int) -> str:
+    if not isinstance(value, str):
+        raise _type_error(field, "a string", value)
+    if len(value) > limit:
+        raise IngestError(422, f"`{field}` is {len(value)} characters; the limit is {limit}", field)
+    return value
+
+
+def _steps(value: Any, path: str, depth: int, budget: list[int]) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise _type_error(path, "an array of step objects", value)
+    if depth > LIMITS["step_depth"]:
+        raise IngestError(422, f"`{path}` nests deeper than {LIMITS['step_depth']} levels", path)
+    steps = []
+    for i, step in enumerate(value):
+        where = f"{path}[{i}]"
+        if not isinstance(step, Mapping):
+            raise _type_error(where, "a step object", step)
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise IngestError(422, f"`step_data` has more than {LIMITS['steps']} steps", "step_data")
+        clean = {k: v for k, v in step.items() if v is not None}
+        if "step_name" in clean:
+            _string(f"{where}.step_name", clean["step_name"], LIMITS["id_chars"])
+        if "time_ms" in clean:
+            clean["time_ms"] = parse_response_time(clean["time_ms"], f"{where}.time_ms")
+        if "status" in clean and clean["status"] not in ("ok", "error"):
+            raise IngestError(422, f"`{where}.status` must be 'ok' or 'error'", f"{where}.status")
+        for key in ("token", "input_tokens", "output_tokens"):
+            if key in clean:
+                _count(f"{where}.{key}", clean[key])
+        if "steps" in clean:
+            clean["steps"] = _steps(clean["steps"], f"{where}.steps", depth + 1, budget)
+        steps.append(clean)
+    return steps
+
+
+def normalize_record(body: Any, *, idempotency_key: Optional[str] = None) -> dict[str, Any]:
+    """Check one record body and return the values the store writes (extras kept apart)."""
+    if not isinstance(body, Mapping):
+        raise IngestError(400, "the body must be one JSON object")
+    data = {k: v for k, v in body.items() if v is not None}
+    if "ai_response" not in data and isinstance(data.get("response"), str):
+        data["ai_response"] = data.pop("response")
+    out: dict[str, Any] = {}
+    for field in _TEXT:
+        if field not in data:
+            raise IngestError(422, f"`{field}` is required (a string)", field)
+        out[field] = _string(field, data[field], LIMITS["text_chars"])
+    org = data.get("org_id")
+    if org is None or org == "":
+        raise IngestError(422, "`org_id` is required (a string or an integer)", "org_id")
+    if isinstance(org, bool) or not isinstance(org, (str, int)):
+        raise _type_error("org_id", "a string or an integer", org)
+    out["org_id"] = str(org)
+    mode = data.get("mode", "prod")
+    if mode not in ("prod", "dev"):
+        raise IngestError(422, f"`mode` must be 'prod' or 'dev', got {str(mode)[:40]!r}", "mode")
+    out["mode"] = mode
+    for field in _IDS:
+        if field in data:
+            out[field] = _string(field, data[field], LIMITS["id_chars"])
+    for field in _OBJECTS:
+        if field in data:
+            if not isinstance(data[field], Mapping):
+                raise _type_error(field, "a JSON object", data[field])
+            out[field] = dict(data[field])
+    if "token_count" in data:
+        out["token_count"] = _count("token_count", data["token_count"])
+    if "token_usage" in data:
+        usage = data["token_usage"]
+        if not isinstance(usage, Mapping):
+            raise _type_error("token_usage", "a JSON object", usage)
+        out["token_usage"] = {
+            k: _count(f"token_usage.{k}", usage[k])
+            for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+            if usage.get(k) is not None
+        }
+        total = out["token_usage"].get("total_tokens")
+        if total is not None and out.setdefault("token_count", total) != total:
+            raise IngestError(422, "`token_count` differs from `token_usage.total_tokens`", "token_count")
+    if "response_time" in data:
+        out["response_time"] = parse_response_time(data["response_time"])
+    if "step_data" in data:
+        out["step_data"] = _steps(data["step_data"], "step_data", 0, [LIMITS["steps"]])
+    if "user_roles" in data:
+        roles = data["user_roles"]
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise _type_error("user_roles", "an array of strings", roles)
+        out["user_roles"] = roles
+    if "mapping_table" in data:
+        if not isinstance(data["mapping_table"], (str, Mapping)):
+            raise _type_error("mapping_table", "a string or a JSON object", data["mapping_table"])
+        out["mapping_table"] = data["mapping_table"]
+    status = data.get("status", "ok")
+    if status not in ("ok", "error"):
+        raise IngestError(422, "`status` must be 'ok' or 'error'", "status")
+    out["status"] = status
+    if "error" in data:
+        error = data["error"]
+        if not isinstance(error, Mapping):
+            raise _type_error("error", "an object {type, message}", error)
+        out["error"] = dict(error)
+    event_id = data.get("event_id", idempotency_key)
+    if event_id is not None:
+        if not isinstance(event_id, str) or not _EVENT_ID.match(event_id):
+            raise IngestError(422, "`event_id` must be 32 lowercase hex characters", "event_id")
+        if idempotency_key is not None and idempotency_key != event_id:
+            raise IngestError(400, "the Idempotency-Key header differs from the body's event_id", "event_id")
+    out["event_id"] = event_id or uuid.uuid4().hex
+    timestamp = data.get("timestamp")
+    if timestamp is not None:
+        if not isinstance(timestamp, str):
+            raise _type_error("timestamp", "an RFC 3339 string", timestamp)
+        try:
+            datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+        except ValueError:
+            raise IngestError(422, f"`timestamp` is not RFC 3339: {timestamp[:40]!r}", "timestamp") from None
+    out["timestamp"] = timestamp or format_timestamp(utcnow())
+    if "sdk" in data:
+        if not isinstance(data["sdk"], Mapping):
+            raise _type_error("sdk", "a JSON object", data["sdk"])
+        out["sdk"] = dict(data["sdk"])
+    extras = {k: v for k, v in body.items() if k not in _KNOWN}
+    if extras:
+        out["extras"] = extras
+    if out.get("session_id") and "metaData" in out:
+        out["metaData"].setdefault("sessionId", out["session_id"])
+    return out

@@ -1,0 +1,50 @@
+"""Packaging for huggingplace: runtime needs requests, aiohttp, attrs and tenacity only."""
+
+import pathlib
+import re
+
+from setuptools import find_packages, setup
+
+HERE = pathlib.Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "huggingplace" / "_version.py").read_text()).group(1)
+
+TEST = [
+    "pytest>=7",
+    "hypothesis>=6",
+    "responses>=0.23",
+    "mypy>=1.8",
+    "ruff>=0.4",
+    "types-requests",
+    "openai>=1.30",
+    "anthropic>=0.30",
+]
+
+setup(
+    name="huggingplace",
+    version=VERSION,
+    description="Log every LLM call to HuggingPlace: prompts, answers, models, tokens, timed steps.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.9",
+    packages=find_packages(include=["huggingplace", "huggingplace.*"]),
+    package_data={"huggingplace": ["py.typed", "collector/*.html"]},
+    install_requires=[
+        "requests>=2.28",
+        "aiohttp>=3.8",
+        "attrs>=22.2",
+        "tenacity>=8.2",
+    ],
+    extras_require={
+        "test": TEST,
+        "openai": ["openai>=1.30"],
+        "anthropic": ["anthropic>=0.30"],
+    },
+    entry_points={"console_scripts": ["huggingplace=huggingplace._cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Framework :: AsyncIO",
+        "Typing :: Typed",
+        "Topic :: System :: Logging",
+    ],
+)
