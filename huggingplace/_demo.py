@@ -104,7 +104,11 @@ def run_demo() -> int:
         db = os.path.join(tmp, "demo.db")
         with Collector(db) as collector:
             assert collector.dev_key is not None
-            options: dict[str, Any] = {"api_key": collector.dev_key, "org_id": collector.dev_org, "base_url": collector.url}
+            options: dict[str, Any] = {
+                "api_key": collector.dev_key,
+                "org_id": collector.dev_org,
+                "base_url": collector.url,
+            }
             print(f"local collector on {collector.url} (SQLite: {db})\n")
             with HuggingPlace(**options) as hp:
                 _sync_part(hp, llm)

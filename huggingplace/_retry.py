@@ -97,10 +97,10 @@ class RetryPolicy:
     def retrying(
         self,
         *,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         before_sleep: Callable[[tenacity.RetryCallState], Any] | None = None,
     ) -> tenacity.Retrying:
-        return tenacity.Retrying(sleep=sleep, **self._kwargs(before_sleep))
+        return tenacity.Retrying(sleep=sleep or time.sleep, **self._kwargs(before_sleep))
 
     def async_retrying(
         self,

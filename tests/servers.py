@@ -1,0 +1,128 @@
+"""Real loopback HTTP servers for tests: a scripted endpoint and a socket that never answers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from typing import Any, Callable, Optional
+
+from aiohttp import web
+
+Reply = tuple[int, dict[str, str], Any]  # status, headers, JSON body (or bytes)
+
+
+class ScriptedServer:
+    """An aiohttp server in a thread that answers the contract's route from a script.
+
+    ``script`` is a list of replies used in order (the last one repeats) or a function of the
+    request number. Each request is kept in ``requests`` as ``(time, headers, json body)``.
+    ``delay`` seconds are slept (asynchronously) before each answer.
+    """
+
+    def __init__(self, script: list[Reply] | Callable[[int], Reply] | None = None, delay: float = 0.0) -> None:
+        self.script = script or [(200, {}, {"message": "stored"})]
+        self.delay = delay
+        self.requests: list[tuple[float, dict[str, str], Any]] = []
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self._ready = threading.Event()
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _reply(self, n: int) -> Reply:
+        if callable(self.script):
+            return self.script(n)
+        return self.script[min(n, len(self.script) - 1)]
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = raw
+        n = len(self.requests)
+        self.requests.append((time.monotonic(), dict(request.headers), body))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        status, headers, payload = self._reply(n)
+        if isinstance(payload, bytes):
+            return web.Response(status=status, headers=headers, body=payload)
+        return web.json_response(payload, status=status, headers=headers)
+
+    def _run(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        self.loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = self._runner.addresses[0][1]
+        self._ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(self._runner.cleanup())
+        self.loop.close()
+
+    def __enter__(self) -> ScriptedServer:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+    @property
+    def bodies(self) -> list[Any]:
+        return [b for _, _, b in self.requests]
+
+
+class SilentServer:
+    """Accepts TCP connections and never answers: a real timeout, not a simulated one."""
+
+    def __enter__(self) -> SilentServer:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+        return self
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.1)
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+                self.accepted.append(conn)
+            except OSError:
+                continue
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop = True
+        self._thread.join(5)
+        for conn in self.accepted:
+            conn.close()
+        self.sock.close()
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening (connection refused)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

@@ -1,0 +1,222 @@
+"""Caller input to validated records: aliases, refusals that name the field, no mutation."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import re
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from huggingplace import HuggingPlace, MemoryTransport, ValidationError
+from huggingplace._config import resolve_options
+from huggingplace._fields import FIELDS
+from huggingplace._wire import to_payload
+
+from .strategies import WRONG_TYPES, valid_fields
+
+OPTIONS = resolve_options(api_key="k" * 10, org_id=7, base_url="http://127.0.0.1:9")
+
+
+def _client() -> tuple[HuggingPlace, MemoryTransport]:
+    transport = MemoryTransport()
+    return HuggingPlace(api_key="k" * 10, org_id=7, base_url="http://127.0.0.1:9", transport=transport), transport
+
+
+def test_every_alias_reaches_its_wire_name() -> None:
+    """Each snake_case keyword and each camelCase alias lands under the contract's wire name."""
+    samples: dict[str, Any] = {
+        "user_prompt": "q", "response": "a", "metadata": {"k": 1}, "user_metadata": {"e": "x"},
+        "user_id": "u", "session_id": "s", "file_name": "f.csv", "llm_model": "m", "token_count": 5,
+        "token_usage": {"prompt_tokens": 2, "completion_tokens": 3}, "response_time": 12.5,
+        "step_data": [{"step_name": "x"}], "user_uuid": "uu", "org_uuid": "ou", "user_roles": ["admin"],
+        "llm_model2": "m2", "mapping_table": {"t": "c"}, "message_id": "mid", "status": "error",
+        "error": {"type": "E", "message": "boom"}, "event_id": "a" * 32,
+        "timestamp": dt.datetime(2026, 11, 22, 8, 15, 0, 123456, tzinfo=dt.timezone.utc),
+    }
+    for field in FIELDS:
+        for spelling in (field.name, *field.aliases):
+            hp, transport = _client()
+            kwargs = {"user_prompt": "q", "response": "a"}
+            kwargs = {k: v for k, v in kwargs.items() if k != field.name}
+            kwargs[spelling] = samples[field.name]
+            hp.log(**kwargs)
+            body = transport.payloads[0]
+            assert field.wire in body, (spelling, field.wire)
+
+
+def test_the_seed_example_maps_exactly() -> None:
+    """seeds/003's example: userPrompt, response, metadata, userMetadata -> its payload."""
+    hp, transport = _client()
+    hp.log({
+        "userPrompt": "What's the weather?", "response": "It's sunny today.",
+        "metadata": {"sessionId": "123"}, "userMetadata": {"email": "user@example.com"},
+    })
+    body = transport.payloads[0]
+    assert body["user_prompt"] == "What's the weather?"
+    assert body["ai_response"] == "It's sunny today."
+    assert body["metaData"] == {"sessionId": "123"}
+    assert body["user_meta_data"] == {"email": "user@example.com"}
+    assert body["org_id"] == 7 and body["mode"] == "prod"
+
+
+def test_kwargs_override_the_positional_dict() -> None:
+    hp, transport = _client()
+    hp.log({"userPrompt": "old", "response": "a"}, user_prompt="new")
+    assert transport.payloads[0]["user_prompt"] == "new"
+
+
+def test_unknown_field_suggests_the_nearest_name() -> None:
+    """`user_promt` -> did you mean `user_prompt`?, raised before any request."""
+    hp, transport = _client()
+    with pytest.raises(ValidationError, match="did you mean `user_prompt`") as info:
+        hp.log(user_promt="x", response="y")
+    assert info.value.field == "user_promt"
+    assert transport.requests == []
+
+
+def test_same_field_twice_is_refused() -> None:
+    hp, _ = _client()
+    with pytest.raises(ValidationError, match="same field"):
+        hp.log(user_prompt="a", userPrompt="b", response="c")
+
+
+@pytest.mark.parametrize("missing", ["user_prompt", "response"])
+def test_required_fields(missing: str) -> None:
+    hp, transport = _client()
+    fields = {"user_prompt": "q", "response": "a"}
+    del fields[missing]
+    with pytest.raises(ValidationError, match=f"`{missing}` is required"):
+        hp.log(**fields)
+    assert transport.requests == []
+
+
+def test_response_time_as_a_string_explains_the_fix() -> None:
+    """The public SDKs' "0 min 1.23 sec" is refused with the fix spelled out."""
+    hp, _ = _client()
+    with pytest.raises(ValidationError, match="milliseconds as a number") as info:
+        hp.log(user_prompt="q", response="a", responseTime="0 min 1.23 sec")
+    assert info.value.field == "responseTime"
+
+
+def test_response_time_from_timedelta() -> None:
+    hp, transport = _client()
+    hp.log(user_prompt="q", response="a", response_time=dt.timedelta(seconds=1.5))
+    assert transport.payloads[0]["response_time"] == 1500.0
+
+
+def test_token_usage_fills_token_count() -> None:
+    hp, transport = _client()
+    hp.log(user_prompt="q", response="a", tokenUsage={"promptTokens": 3, "completion_tokens": 4})
+    body = transport.payloads[0]
+    assert body["token_usage"] == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+    assert body["token_count"] == 7
+
+
+def test_token_count_must_match_usage_total() -> None:
+    hp, _ = _client()
+    with pytest.raises(ValidationError, match="differs from token_usage"):
+        hp.log(user_prompt="q", response="a", token_count=9, token_usage={"total_tokens": 7})
+
+
+def test_single_role_string_is_refused() -> None:
+    hp, _ = _client()
+    with pytest.raises(ValidationError, match="wrap a single role in a list"):
+        hp.log(user_prompt="q", response="a", user_roles="admin")
+
+
+def test_error_marks_status() -> None:
+    """Passing an exception as `error` sets status "error" and the {type, message} object."""
+    hp, transport = _client()
+    hp.log(user_prompt="q", response="", error=TimeoutError("model took too long"))
+    body = transport.payloads[0]
+    assert body["status"] == "error"
+    assert body["error"] == {"type": "TimeoutError", "message": "model took too long"}
+    assert body["ai_response"] == ""
+
+
+def test_callers_dicts_are_never_mutated() -> None:
+    """log() copies: the caller's metadata and record dict are untouched."""
+    hp, _ = _client()
+    record = {"userPrompt": "q", "response": "a", "userMetadata": {"email": "e"}, "metadata": {"k": [1, 2]}}
+    before = copy.deepcopy(record)
+    with hp.start_session("s-1", metadata={"app": "x"}) as s:
+        s.log(record)
+    hp.log(record)
+    assert record == before
+
+
+def test_metadata_is_made_json_safe() -> None:
+    """Datetimes, sets and odd objects in metadata become JSON, not a crash."""
+    hp, transport = _client()
+    when = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    hp.log(user_prompt="q", response="a", metadata={"when": when, "tags": {"b", "a"}, 3: "int key"})
+    meta = transport.payloads[0]["metaData"]
+    assert meta == {"when": "2026-01-02T03:04:05.000Z", "tags": ["a", "b"], "3": "int key"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(valid_fields())
+def test_any_valid_input_maps_to_a_contract_payload(fields: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    """Property: valid keyword sets (any spelling) give a payload that satisfies the contract."""
+    spelled, canonical = fields
+    hp, transport = _client()
+    result = hp.log(**spelled)
+    body = transport.payloads[0]
+    headers = transport.requests[0].headers
+    assert body["event_id"] == headers["Idempotency-Key"] == result.event_id
+    assert re.fullmatch(r"[0-9a-f]{32}", body["event_id"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", body["timestamp"])
+    assert body["user_prompt"] == canonical["user_prompt"]
+    assert body["ai_response"] == canonical["response"]
+    assert None not in body.values()
+    assert body["status"] == "ok" and body["mode"] == "prod" and body["org_id"] == 7
+    if "session_id" in canonical:
+        assert body["metaData"]["sessionId"] == (
+            canonical.get("metadata", {}).get("sessionId", canonical["session_id"])
+        )
+    if "token_usage" in canonical:
+        assert body["token_count"] == body["token_usage"]["total_tokens"]
+    if "response_time" in canonical:
+        assert isinstance(body["response_time"], float) and body["response_time"] >= 0
+    json.dumps(body, allow_nan=False)  # strict JSON
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(sorted(WRONG_TYPES)).flatmap(lambda name: st.tuples(st.just(name), WRONG_TYPES[name])))
+def test_any_invalid_field_raises_only_validation_error(case: tuple[str, Any]) -> None:
+    """Property: a wrong value in any field raises ValidationError naming it; nothing is sent."""
+    name, value = case
+    hp, transport = _client()
+    fields: dict[str, Any] = {"user_prompt": "q", "response": "a", name: value}
+    with pytest.raises(ValidationError) as info:
+        hp.log(**fields)
+    assert info.value.field is not None and info.value.field.startswith(name)
+    assert transport.requests == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=12), st.integers(), min_size=1, max_size=3))
+def test_unknown_keys_never_pass_silently(extra: dict[str, int]) -> None:
+    """Property: a key outside the field table is a ValidationError, never dropped."""
+    from huggingplace._fields import ALIASES
+
+    hp, transport = _client()
+    unknown = {k: v for k, v in extra.items() if k not in ALIASES}
+    if not unknown:
+        return
+    with pytest.raises(ValidationError, match="unknown field"):
+        hp.log(user_prompt="q", response="a", **unknown)
+    assert transport.requests == []
+
+
+def test_payload_is_pure() -> None:
+    """to_payload gives equal output for the same record: nothing hidden in it is random."""
+    from huggingplace._mapping import build_record, normalize
+
+    record = build_record(normalize({"user_prompt": "q", "response": "a", "session_id": "s"}))
+    assert to_payload(record, OPTIONS) == to_payload(record, OPTIONS)
