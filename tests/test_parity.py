@@ -41,3 +41,16 @@ def test_py_typed_ships() -> None:
     import pathlib
 
     assert (pathlib.Path(huggingplace.__file__).parent / "py.typed").exists()
+
+
+def test_fields_doc_matches_the_field_table() -> None:
+    """docs/fields.md lists every keyword, alias and wire name of _fields.py."""
+    import pathlib
+
+    from huggingplace._fields import FIELDS
+
+    doc = (pathlib.Path(__file__).parent.parent / "docs" / "fields.md").read_text()
+    for field in FIELDS:
+        assert f"| `{field.name}` |" in doc and f"`{field.wire}`" in doc
+        for alias in field.aliases:
+            assert f"`{alias}`" in doc
