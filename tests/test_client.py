@@ -20,7 +20,6 @@ from huggingplace import (
     BadRequestError,
     HuggingPlace,
     HuggingPlaceError,
-    InternalServerError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,

@@ -70,9 +70,8 @@ def test_every_contract_field_lands_in_its_column(collector: LiveCollector, sess
     assert json.loads(chat["sdk"])["name"] == "huggingplace-python"
     assert chat["timestamp"].endswith("Z")
     details = db.execute("SELECT * FROM prompt_details WHERE chat_id = ?", (chat["id"],)).fetchone()
-    assert (details["token_count"], details["prompt_tokens"], details["completion_tokens"], details["total_tokens"]) == (
-        15, 10, 5, 15,
-    )
+    counts = ("token_count", "prompt_tokens", "completion_tokens", "total_tokens")
+    assert tuple(details[c] for c in counts) == (15, 10, 5, 15)
     assert details["response_time"] == 1234.5
     assert json.loads(details["metadata"]) == {"recommendationId": "r-9", "sessionId": session_id}
     step = db.execute("SELECT * FROM steps WHERE chat_id = ?", (chat["id"],)).fetchone()
