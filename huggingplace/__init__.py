@@ -5,8 +5,9 @@
     hp.log(user_prompt="What's the weather?", response="It's sunny today.")
 """
 
+from ._background import FlushResult
 from ._client import AsyncHuggingPlace, HuggingPlace
-from ._config import Options
+from ._config import BackgroundConfig, Options
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -36,9 +37,11 @@ __all__ = [
     "APITimeoutError",
     "AsyncHuggingPlace",
     "AuthenticationError",
+    "BackgroundConfig",
     "BadRequestError",
     "ConfigurationError",
     "ErrorInfo",
+    "FlushResult",
     "HuggingPlace",
     "HuggingPlaceError",
     "InternalServerError",

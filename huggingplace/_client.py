@@ -12,7 +12,8 @@ from typing import Any, Callable, ClassVar, Mapping, Optional, Union, overload
 
 import tenacity
 
-from ._config import Options, OrgId, resolve_options
+from ._background import FlushResult, Pipeline
+from ._config import Options, OrgId, resolve_background, resolve_options
 from ._exceptions import APIError, HuggingPlaceError, ValidationError
 from ._mapping import build_record, merge_defaults, normalize
 from ._models import LogRecord, LogResult, Step
@@ -45,9 +46,21 @@ class _BaseClient:
         mode: Optional[str] = None,
         timeout: Optional[float] = None,
         max_retries: Optional[int] = None,
+        background: Optional[bool] = None,
+        durable: Optional[bool] = None,
+        spool_dir: Optional[str] = None,
+        max_queue_size: Optional[int] = None,
+        batch_size: Optional[int] = None,
+        flush_interval: Optional[float] = None,
+        spool_max_bytes: Optional[int] = None,
+        replay_interval: Optional[float] = None,
     ) -> None:
         self._options = resolve_options(
             api_key=api_key, org_id=org_id, base_url=base_url, mode=mode, timeout=timeout, max_retries=max_retries
+        )
+        background_config = resolve_background(
+            background, durable=durable, spool_dir=spool_dir, max_queue_size=max_queue_size, batch_size=batch_size,
+            flush_interval=flush_interval, spool_max_bytes=spool_max_bytes, replay_interval=replay_interval,
         )
         self._policy = RetryPolicy(
             max_retries=self._options.max_retries,
@@ -57,6 +70,9 @@ class _BaseClient:
         )
         self._stats = Stats()
         self._closed = False
+        self._pipeline: Optional[Pipeline] = (
+            Pipeline(self._options, self._policy, self._stats, background_config) if background_config else None
+        )
 
     def __repr__(self) -> str:
         o = self._options
@@ -70,6 +86,16 @@ class _BaseClient:
     def stats(self) -> StatsSnapshot:
         """Counters of what happened to every record this client was given."""
         return self._stats.snapshot()
+
+    @property
+    def background(self) -> bool:
+        """True when ``log()`` only queues and a worker thread delivers."""
+        return self._pipeline is not None
+
+    def _flush_result(self) -> FlushResult:
+        snap = self._stats.snapshot()
+        return FlushResult(sent=snap.sent, spooled=snap.spooled, pending=0, dropped=snap.dropped_total,
+                           rejected=snap.rejected)
 
     # ---- building records (pure) -------------------------------------------------------
     def _normalize(self, args: tuple[Mapping[str, Any], ...], kwargs: Mapping[str, Any], *, where: str) -> Fields:
@@ -106,6 +132,29 @@ class _BaseClient:
         if measured_ms is not None:
             given.setdefault("response_time", ("response_time", measured_ms))
         return build_record(given)
+
+    def _accept(self, args: tuple[Mapping[str, Any], ...], kwargs: Mapping[str, Any], **extra: Any) -> Any:
+        """A validated record, or, in background mode, a LogResult for a counted rejection:
+        a background client never raises into the host."""
+        try:
+            return self._record(args, kwargs, **extra)
+        except ValidationError as exc:
+            if self._pipeline is None:
+                raise
+            self._stats.add("rejected")
+            self._pipeline._warn_once(f"invalid:{exc.field}", "record rejected (counted): %s", exc)
+            return LogResult(event_id="", error=str(exc))
+        except Exception as exc:  # a bug of ours must not reach the host in background mode
+            if self._pipeline is None:
+                raise
+            self._stats.drop("internal_error")
+            logger.exception("huggingplace could not build a record: %r", exc)
+            return LogResult(event_id="", error=repr(exc))
+
+    def _enqueue(self, record: LogRecord) -> LogResult:
+        assert self._pipeline is not None
+        accepted = self._pipeline.submit(record)
+        return LogResult(event_id=record.event_id, queued=accepted, error=None if accepted else "client closed")
 
     def _request(self, record: LogRecord) -> Request:
         if self._closed:
@@ -168,6 +217,10 @@ class _BaseClient:
     def _log_record(self, record: LogRecord) -> Any:
         raise NotImplementedError
 
+    def _log_accepted(self, accepted: Any) -> Any:
+        """What a session's log() returns for an ``_accept`` result."""
+        raise NotImplementedError
+
     def _deliver_quietly(self, record: LogRecord) -> None:
         raise NotImplementedError
 
@@ -202,9 +255,14 @@ class HuggingPlace(_BaseClient):
         Raises :class:`ValidationError` before any network call for bad input, and an
         :class:`APIError` subclass when the endpoint did not store it after the retries.
         """
-        return self._log_record(self._record(args, fields))
+        return self._log_accepted(self._accept(args, fields))
+
+    def _log_accepted(self, accepted: Any) -> LogResult:
+        return accepted if isinstance(accepted, LogResult) else self._log_record(accepted)
 
     def _log_record(self, record: LogRecord) -> LogResult:
+        if self._pipeline is not None:
+            return self._enqueue(record)
         request = self._request(record)
         try:
             for attempt in self._policy.retrying(before_sleep=self._before_sleep):
@@ -217,16 +275,24 @@ class HuggingPlace(_BaseClient):
 
     def _deliver_quietly(self, record: LogRecord) -> None:
         try:
-            self._log_record(record)
+            self._log_record(record)  # background mode: a non-blocking enqueue
         except HuggingPlaceError as exc:
             self._log_quiet_failure(record, exc)
 
-    def close(self) -> None:
-        """Release pooled connections. Idempotent."""
+    def flush(self, timeout: float = 5.0) -> FlushResult:
+        """Background mode: send what is queued, waiting at most ``timeout`` seconds.
+        In the foreground every log() already finished, so this returns at once."""
+        return self._pipeline.flush(timeout) if self._pipeline is not None else self._flush_result()
+
+    def close(self, timeout: float = 2.0) -> FlushResult:
+        """Release connections. Background mode: send for up to ``timeout`` seconds and spool
+        whatever is left, so nothing is lost. Idempotent."""
+        result = self._pipeline.close(timeout) if self._pipeline is not None else self._flush_result()
         if not self._closed:
             self._closed = True
             if self._owns_transport:
                 self._transport.close()
+        return result
 
     def __enter__(self) -> HuggingPlace:
         return self
@@ -251,9 +317,14 @@ class AsyncHuggingPlace(_BaseClient):
 
     async def log(self, *args: Mapping[str, Any], **fields: Any) -> LogResult:
         """Validate and send one record; the async twin of :meth:`HuggingPlace.log`."""
-        return await self._log_record(self._record(args, fields))
+        return await self._log_accepted(self._accept(args, fields))
+
+    async def _log_accepted(self, accepted: Any) -> LogResult:
+        return accepted if isinstance(accepted, LogResult) else await self._log_record(accepted)
 
     async def _log_record(self, record: LogRecord) -> LogResult:
+        if self._pipeline is not None:
+            return self._enqueue(record)
         request = self._request(record)
         try:
             async for attempt in self._policy.async_retrying(before_sleep=self._before_sleep, sleep=asyncio.sleep):
@@ -271,12 +342,23 @@ class AsyncHuggingPlace(_BaseClient):
         except HuggingPlaceError as exc:
             self._log_quiet_failure(record, exc)
 
-    async def close(self) -> None:
-        """Close the aiohttp session. Idempotent."""
+    async def flush(self, timeout: float = 5.0) -> FlushResult:
+        """The async twin of :meth:`HuggingPlace.flush`; waits in a thread, never on the loop."""
+        if self._pipeline is None:
+            return self._flush_result()
+        return await asyncio.to_thread(self._pipeline.flush, timeout)
+
+    async def close(self, timeout: float = 2.0) -> FlushResult:
+        """Close the aiohttp session; background mode as :meth:`HuggingPlace.close`. Idempotent."""
+        if self._pipeline is not None:
+            result = await asyncio.to_thread(self._pipeline.close, timeout)
+        else:
+            result = self._flush_result()
         if not self._closed:
             self._closed = True
             if self._owns_transport:
                 await self._transport.aclose()
+        return result
 
     async def __aenter__(self) -> AsyncHuggingPlace:
         return self

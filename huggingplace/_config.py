@@ -7,7 +7,7 @@ environment after that.
 from __future__ import annotations
 
 import os
-from typing import Mapping, Union
+from typing import Mapping, Optional, Union
 
 import attrs
 
@@ -45,6 +45,77 @@ class Options:
     @property
     def url(self) -> str:
         return self.base_url.rstrip("/") + self.path
+
+
+@attrs.frozen(kw_only=True)
+class BackgroundConfig:
+    """Bounds and timings of background delivery (``background=True``)."""
+
+    max_queue: int = 10_000
+    max_queue_bytes: int = 32 * 1024 * 1024
+    batch_size: int = 100
+    batch_bytes: int = 4 * 1024 * 1024
+    flush_interval: float = 1.0
+    concurrency: int = 4
+    spool_dir: Optional[str] = None
+    spool_max_bytes: int = 256 * 1024 * 1024
+    replay_interval: float = 10.0
+    durable: bool = False
+    auth_pause: float = 30.0
+    max_pause: float = 300.0
+    overflow_chunk: int = 256
+    exit_timeout: float = 2.0
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def env_flag(name: str, environ: Mapping[str, str] | None = None) -> bool | None:
+    """A boolean environment variable, or None when unset; anything else is a ConfigurationError."""
+    value = _env(os.environ if environ is None else environ, name)
+    if value is None:
+        return None
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {value!r}")
+
+
+def resolve_background(
+    background: bool | None,
+    *,
+    durable: bool | None = None,
+    spool_dir: str | os.PathLike[str] | None = None,
+    max_queue_size: int | None = None,
+    batch_size: int | None = None,
+    flush_interval: float | None = None,
+    spool_max_bytes: int | None = None,
+    replay_interval: float | None = None,
+) -> BackgroundConfig | None:
+    """The background configuration, or None for a foreground client."""
+    if background is None:
+        background = env_flag("HUGGINGPLACE_BACKGROUND") or False
+    if durable is None:
+        durable = env_flag("HUGGINGPLACE_DURABLE") or False
+    if not background:
+        if durable:
+            raise ConfigurationError("durable=True needs background=True (it is a background-delivery option)")
+        return None
+    values: dict[str, object] = {"durable": bool(durable)}
+    for name, value, integer in (
+        ("max_queue", max_queue_size, True),
+        ("batch_size", batch_size, True),
+        ("flush_interval", flush_interval, False),
+        ("spool_max_bytes", spool_max_bytes, True),
+        ("replay_interval", replay_interval, False),
+    ):
+        if value is not None:
+            values[name] = _number(value, name, "its argument", integer=integer)
+    if spool_dir is not None:
+        values["spool_dir"] = os.fspath(spool_dir)
+    return BackgroundConfig(**values)  # type: ignore[arg-type]
 
 
 def _env(environ: Mapping[str, str], name: str) -> str | None:

@@ -164,10 +164,11 @@ class LogResult:
     """What ``log()`` returns: the record's ``event_id`` and how the endpoint answered.
 
     ``queued`` is true when a background client accepted the record for later delivery
-    (then ``status_code`` is ``None``).
+    (then ``status_code`` is ``None``); ``error`` says why a background client refused it.
     """
 
     event_id: str
     status_code: Optional[int] = None
     body: Any = attrs.field(default=None, repr=False)
     queued: bool = False
+    error: Optional[str] = None

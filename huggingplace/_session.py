@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, TypeVar
 
 from ._exceptions import ValidationError
 from ._mapping import merge_defaults
-from ._models import ErrorInfo, LogRecord, Step
+from ._models import ErrorInfo, LogRecord, LogResult, Step
 from ._serialize import to_jsonable
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -176,8 +176,8 @@ class Session(_StepOwner):
         steps = self._take_steps()
         starts = [s.start_ns for s in steps if s.start_ns is not None]
         measured = (time.perf_counter_ns() - min(starts)) / 1e6 if starts else None
-        record = self._client._record(args, kwargs, session=self, steps=steps, measured_ms=measured)
-        return self._client._log_record(record)
+        accepted = self._client._accept(args, kwargs, session=self, steps=steps, measured_ms=measured)
+        return self._client._log_accepted(accepted)
 
     def _enter(self) -> None:
         self._token = _current_session.set(self)
@@ -266,16 +266,18 @@ class Trace(_StepOwner):
             fields["status"] = ("status", "error")
             fields["error"] = ("error", ErrorInfo.from_exception(exc))
         try:
-            self.record = self._client._record(
-                (), {}, fields=fields, steps=self._take_steps(), measured_ms=elapsed
-            )
+            accepted = self._client._accept((), {}, fields=fields, steps=self._take_steps(), measured_ms=elapsed)
         except ValidationError as build_error:
             if exc is None:
                 raise
             self._client._stats.add("rejected")
             logger.error("trace %r not logged: %s", self.name, build_error)
             return None
-        return self.record
+        if isinstance(accepted, LogResult):  # background mode: refused and counted already
+            return None
+        record: LogRecord = accepted
+        self.record = record
+        return record
 
     def __enter__(self) -> Trace:
         self._client._require_sync("use `async with hp.trace(...)` with AsyncHuggingPlace")

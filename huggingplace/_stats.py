@@ -41,6 +41,10 @@ class Stats:
     _names = ("queued", "sent", "retried", "failed", "rejected", "spooled", "replayed")
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero every counter with a new lock (a forked child starts its own accounting)."""
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._dropped: Counter[str] = Counter()
