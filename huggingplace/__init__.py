@@ -5,7 +5,7 @@
     hp.log(user_prompt="What's the weather?", response="It's sunny today.")
 """
 
-from ._background import FlushResult
+from ._background import FlushResult, install_sigterm_handler
 from ._client import AsyncHuggingPlace, HuggingPlace
 from ._config import BackgroundConfig, Options
 from ._exceptions import (
@@ -60,5 +60,6 @@ __all__ = [
     "TokenUsage",
     "Trace",
     "ValidationError",
+    "install_sigterm_handler",
     "__version__",
 ]

@@ -37,7 +37,7 @@ from ._models import LogRecord
 from ._retry import RetryPolicy
 from ._spool import Claim, Spool, SpoolCorrupt, default_spool_dir
 from ._stats import Stats
-from ._wire import Request, Response, encode, headers, parse_response, to_payload
+from ._wire import Request, Response, encode, headers, parse_response, request_for_payload, to_payload
 
 __all__ = ["BackgroundConfig", "FlushResult", "Pipeline"]
 
@@ -86,6 +86,7 @@ def _classify(exc: BaseException) -> str:
 
 
 _live: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+_inherited: list[Any] = []  # a forked child's copies of its parent's sessions, kept from __del__
 
 
 class Pipeline:
@@ -100,6 +101,8 @@ class Pipeline:
         self.spool = Spool(directory, max_bytes=config.spool_max_bytes)
         self._init_state()
         _live.add(self)
+        if self.spool.has_backlog():  # records left by an earlier process: replay them now
+            self._ensure_worker()
 
     def _init_state(self) -> None:
         """Everything a forked child must not share with its parent."""
@@ -207,14 +210,19 @@ class Pipeline:
             self._closed = True
         self.flush(timeout * 0.6)
         self._stopping = True
+        self._poke()
         thread, loop = self._thread, self._loop
-        if thread is not None and thread.is_alive() and loop is not None:
-            task = getattr(self, "_task", None)
-            try:  # stop sending now: in-flight records are spooled by the worker as it unwinds
-                loop.call_soon_threadsafe(task.cancel if task is not None else (lambda: None))
-            except RuntimeError:
-                pass
-            self._stopped.wait(max(0.0, timeout - (time.monotonic() - start)))
+        if thread is not None and thread.is_alive():  # noqa: SIM102
+            # let the current send or replay chunk finish if it can, then cut it short: what is
+            # in flight is spooled by the worker as it unwinds (replaying it later is idempotent)
+            finished = self._stopped.wait(max(0.0, timeout * 0.8 - (time.monotonic() - start)))
+            if not finished and loop is not None:
+                task = getattr(self, "_task", None)
+                try:
+                    loop.call_soon_threadsafe(task.cancel if task is not None else (lambda: None))
+                except RuntimeError:
+                    pass
+                self._stopped.wait(max(0.0, timeout - (time.monotonic() - start)))
         # whatever the worker did not take (it never started, or is wedged): spool it here
         with self._lock:
             rest = list(self._queue) + self._overflow
@@ -299,6 +307,8 @@ class Pipeline:
         self._loop = loop
         try:
             loop.run_until_complete(self._main())
+        except asyncio.CancelledError:
+            pass  # close() cut the last send short; _main spooled what was in flight
         except BaseException as exc:  # the worker must never die silently; the next submit restarts it
             logger.error("huggingplace worker stopped unexpectedly: %r", exc)
         finally:
@@ -420,8 +430,7 @@ class Pipeline:
         return response
 
     async def _send_one(self, item: _Item) -> Optional[BaseException]:
-        payload = self._payload(item)
-        request = self._request(self.options.url, encode(payload), item.event_id)
+        request = request_for_payload(self._payload(item), self.options)
         try:
             parse_response(await self._post(request), request, api_key=self.options.api_key)
         except HuggingPlaceError as exc:
@@ -570,6 +579,9 @@ class Pipeline:
     # ==== fork and exit =======================================================================
     def _after_fork(self) -> None:
         """In a forked child: fresh locks, queue and worker; the parent's records stay the parent's."""
+        transport = self.__dict__.pop("_transport", None)
+        if transport is not None:  # the parent's aiohttp session: never used or closed here
+            _inherited.append(transport)
         self.stats.reset()
         self.spool.reset_lock()
         self._init_state()
@@ -593,13 +605,40 @@ def _after_fork_child() -> None:
         pipeline._after_fork()
 
 
-def _close_all_at_exit() -> None:
+def close_all(timeout: float = 2.0) -> None:
+    """Close every background pipeline of this process, each bounded by ``timeout``."""
     for pipeline in list(_live):
         if pipeline._pid == os.getpid():
             try:
-                pipeline.close(timeout=2.0)
+                pipeline.close(timeout=pipeline.config.exit_timeout if timeout is None else timeout)
             except Exception as exc:  # never raise at interpreter exit
-                logger.error("closing the huggingplace pipeline at exit failed: %r", exc)
+                logger.error("closing the huggingplace pipeline failed: %r", exc)
+
+
+def _close_all_at_exit() -> None:
+    close_all(timeout=2.0)
+
+
+def install_sigterm_handler(timeout: float = 2.0) -> None:
+    """Opt in: on SIGTERM, close every background client (sending, then spooling what is left,
+    within ``timeout``), then hand the signal to the handler that was there before.
+
+    Python's default SIGTERM ends the process without running ``atexit``; call this from the main
+    thread of a process that is stopped with SIGTERM (containers, systemd, gunicorn workers).
+    """
+    import signal
+
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def _on_sigterm(signum: int, frame: Any) -> None:
+        close_all(timeout)
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 if hasattr(os, "register_at_fork"):

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 __all__ = ["main"]
 
@@ -75,6 +75,79 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo()
 
 
+def _spool_dirs(args: argparse.Namespace) -> list[Any]:
+    from pathlib import Path
+
+    from ._spool import default_spool_dir
+
+    if args.dir:
+        return [Path(args.dir)]
+    root = default_spool_dir("", "").parent
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def _spool(args: argparse.Namespace) -> int:
+    from ._spool import Spool
+
+    dirs = _spool_dirs(args)
+    if args.action == "replay":
+        return _replay(args)
+    if not dirs:
+        print("no spool directory found (set HUGGINGPLACE_SPOOL_DIR or pass --dir)")
+        return 0
+    for directory in dirs:
+        spool = Spool(directory)
+        if args.action == "status":
+            st = spool.status()
+            print(
+                f"{st.directory}: {st.records} record(s) in {st.files} file(s), {st.bytes} bytes; "
+                f"{st.wal} write-ahead, {st.claimed} claimed, {st.quarantined} quarantined"
+            )
+        else:
+            print(f"{directory}: purged {spool.purge()} record(s)")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """Send every spooled record now with a foreground client from HUGGINGPLACE_* settings."""
+    from ._background import _classify, _Outcome
+    from ._client import HuggingPlace
+    from ._exceptions import HuggingPlaceError
+    from ._spool import Spool, SpoolCorrupt, default_spool_dir
+    from ._wire import request_for_payload
+
+    with HuggingPlace() as hp:
+        spool = Spool(args.dir or default_spool_dir(hp.options.base_url, hp.options.org_id))
+        spool.recover()
+        sent = rejected = corrupt = 0
+        while True:
+            try:
+                claim = spool.claim_oldest()
+            except SpoolCorrupt as exc:
+                corrupt += exc.records
+                continue
+            if claim is None:
+                break
+            remaining = []
+            for i, payload in enumerate(claim.payloads):
+                try:
+                    hp._send(request_for_payload(payload, hp.options))
+                    sent += 1
+                except HuggingPlaceError as exc:
+                    if _classify(exc) == _Outcome.REJECTED:
+                        rejected += 1
+                        continue
+                    remaining = claim.payloads[i:]
+                    print(f"stopped: {exc}", file=sys.stderr)
+                    break
+            spool.finish(claim, remaining)
+            if remaining:
+                break
+        left = spool.status().records
+    print(f"replayed {sent} record(s), {rejected} refused, {corrupt} in quarantine; {left} left in the spool")
+    return 0 if left == 0 else 1
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="huggingplace", description="HuggingPlace SDK tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -89,6 +162,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     serve.set_defaults(func=_serve)
     demo = sub.add_parser("demo", help="run a multi-step session against a temporary local collector")
     demo.set_defaults(func=_demo)
+    spool = sub.add_parser("spool", help="inspect, send or delete records waiting in the on-disk spool")
+    spool.add_argument("action", choices=["status", "replay", "purge"])
+    spool.add_argument("--dir", help="one spool directory (default: all under HUGGINGPLACE_SPOOL_DIR or the cache)")
+    spool.set_defaults(func=_spool)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return int(args.func(args))

@@ -171,7 +171,7 @@ class _BaseClient:
         exc = state.outcome.exception() if state.outcome is not None else None
         logger.info("retrying a record (attempt %d failed: %s)", state.attempt_number, exc)
 
-    def _count_failure(self, record: LogRecord, exc: APIError) -> None:
+    def _count_failure(self, exc: APIError) -> None:
         self._stats.add("rejected" if isinstance(exc, ValidationError) else "failed")
 
     def _log_quiet_failure(self, record: LogRecord, exc: HuggingPlaceError) -> None:
@@ -263,13 +263,15 @@ class HuggingPlace(_BaseClient):
     def _log_record(self, record: LogRecord) -> LogResult:
         if self._pipeline is not None:
             return self._enqueue(record)
-        request = self._request(record)
+        return self._send(self._request(record))
+
+    def _send(self, request: Request) -> LogResult:
         try:
             for attempt in self._policy.retrying(before_sleep=self._before_sleep):
                 with attempt:
                     return self._answer(self._transport.send(request, timeout=self._options.timeout), request)
         except APIError as exc:
-            self._count_failure(record, exc)
+            self._count_failure(exc)
             raise
         raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover
 
@@ -325,14 +327,16 @@ class AsyncHuggingPlace(_BaseClient):
     async def _log_record(self, record: LogRecord) -> LogResult:
         if self._pipeline is not None:
             return self._enqueue(record)
-        request = self._request(record)
+        return await self._send(self._request(record))
+
+    async def _send(self, request: Request) -> LogResult:
         try:
             async for attempt in self._policy.async_retrying(before_sleep=self._before_sleep, sleep=asyncio.sleep):
                 with attempt:
                     response = await self._transport.send_async(request, timeout=self._options.timeout)
                     return self._answer(response, request)
         except APIError as exc:
-            self._count_failure(record, exc)
+            self._count_failure(exc)
             raise
         raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover
 

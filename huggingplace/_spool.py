@@ -282,6 +282,15 @@ class Spool:
             except FileNotFoundError:
                 pass
 
+    def has_backlog(self) -> bool:
+        """Anything to replay: ready files, or claims and write-ahead files of other processes."""
+        own = str(os.getpid())
+        return (
+            any(p.name.endswith(SUFFIX) for p in (self.directory / "ready").iterdir())
+            or any(True for _ in (self.directory / "claimed").iterdir())
+            or any(p.name != own for p in (self.directory / "wal").iterdir())
+        )
+
     def _files(self, sub: str) -> Iterator[Path]:
         root = self.directory / sub
         for path in root.rglob("*"):

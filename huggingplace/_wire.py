@@ -136,12 +136,13 @@ def headers(options: Options, event_id: str) -> dict[str, str]:
 
 
 def build_request(record: LogRecord, options: Options) -> Request:
-    return Request(
-        url=options.url,
-        headers=headers(options, record.event_id),
-        body=encode(to_payload(record, options)),
-        event_id=record.event_id,
-    )
+    return request_for_payload(to_payload(record, options), options)
+
+
+def request_for_payload(payload: Mapping[str, Any], options: Options) -> Request:
+    """A request for a payload already built (a spooled record): same body, same event_id."""
+    event_id = str(payload.get("event_id", ""))
+    return Request(url=options.url, headers=headers(options, event_id), body=encode(payload), event_id=event_id)
 
 
 def _decode(body: bytes) -> Any:

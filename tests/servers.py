@@ -26,6 +26,8 @@ class ScriptedServer:
         self.script = script or [(200, {}, {"message": "stored"})]
         self.delay = delay
         self.requests: list[tuple[float, dict[str, str], Any]] = []
+        self.paths: list[str] = []
+        self.answered: list[int] = []  # request numbers whose answer was written
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self._ready = threading.Event()
         self.port = 0
@@ -47,9 +49,13 @@ class ScriptedServer:
             body = raw
         n = len(self.requests)
         self.requests.append((time.monotonic(), dict(request.headers), body))
+        self.paths.append(request.path)
         if self.delay:
             await asyncio.sleep(self.delay)
         status, headers, payload = self._reply(n)
+        if callable(payload):
+            payload = payload(body)
+        self.answered.append(n)
         if isinstance(payload, bytes):
             return web.Response(status=status, headers=headers, body=payload)
         return web.json_response(payload, status=status, headers=headers)
@@ -82,6 +88,39 @@ class ScriptedServer:
     @property
     def bodies(self) -> list[Any]:
         return [b for _, _, b in self.requests]
+
+    def stored_ids(self) -> set[str]:
+        """event_ids of every record answered with a 2xx (single or batch route)."""
+        ids: set[str] = set()
+        for n in list(self.answered):
+            status = self._reply(n)[0]
+            body = self.requests[n][2]
+            if not 200 <= status < 300 or not isinstance(body, dict):
+                continue
+            records = body.get("records", [body])
+            ids.update(r["event_id"] for r in records if isinstance(r, dict) and "event_id" in r)
+        return ids
+
+
+class ResettingServer(ScriptedServer):
+    """Stores a record, then drops the connection before answering, the first time it sees it;
+    answers 200 the next time. ``stored`` counts how often each event_id was stored."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stored: dict[str, int] = {}
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        event_id = body["event_id"]
+        first = event_id not in self.stored
+        self.stored[event_id] = 1  # idempotent: a repeat is not stored twice
+        self.requests.append((time.monotonic(), dict(request.headers), body))
+        if first:
+            assert request.transport is not None
+            request.transport.abort()
+            raise ConnectionResetError("reset after storing")
+        return web.json_response({"message": "already stored"})
 
 
 class SilentServer:
