@@ -129,6 +129,7 @@ class Pipeline:
         if self._pid != os.getpid():
             self._after_fork()
         item = _Item(event_id=record.event_id, size=_estimate(record), record=record)
+        spill_soon = False
         if self.config.durable:
             try:
                 item.payload = to_payload(record, self.options)
@@ -148,25 +149,45 @@ class Pipeline:
                 self._queue.append(item)
                 self._queue_bytes += item.size
                 wake = self._idle and len(self._queue) >= self.config.batch_size
-            else:
+            else:  # over the bound: the worker writes the overflow to disk in chunks
                 self._overflow.append(item)
                 wake = False
-                if len(self._overflow) >= self.config.overflow_chunk:
-                    spill, self._overflow = self._overflow, []
+                if len(self._overflow) % self.config.overflow_chunk == 0:
+                    if len(self._overflow) >= 4 * self.config.overflow_chunk or not self._worker_alive():
+                        spill, self._overflow = self._overflow, []  # the worker is behind: write here
+                    else:
+                        spill_soon = True
         if spill:
             self._spool_items(spill, reason="queue_full")
         self._ensure_worker()
         if wake:
             self._poke()
+        elif spill_soon:
+            self._call_in_worker(self._spill_overflow)
         return True
 
-    def _poke(self) -> None:
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
+    def _worker_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and self._loop is not None
+
+    def _call_in_worker(self, fn: Any) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
             try:
-                loop.call_soon_threadsafe(wake.set)
+                loop.call_soon_threadsafe(fn)
             except RuntimeError:
                 pass
+
+    def _spill_overflow(self) -> None:
+        """On the worker's loop, between sends: overflow records to the spool."""
+        with self._lock:
+            spill, self._overflow = self._overflow, []
+        if spill:
+            self._spool_items(spill, reason="queue_full")
+
+    def _poke(self) -> None:
+        wake = self._wake
+        if wake is not None:
+            self._call_in_worker(wake.set)
 
     def pending(self) -> int:
         with self._lock:
@@ -378,11 +399,9 @@ class Pipeline:
             self._next_replay = now + self.config.replay_interval
             await self._replay()
             return
+        self._spill_overflow()
         with self._lock:
-            spill, self._overflow = self._overflow, []
             waiting = bool(self._queue)
-        if spill:
-            self._spool_items(spill, reason="queue_full")
         if waiting and self._batch_deadline is None:
             self._batch_deadline = now + self.config.flush_interval
         wake_at = min(self._next_replay, self._batch_deadline or float("inf"))
@@ -421,7 +440,7 @@ class Pipeline:
 
     def _learn_batch_route(self, response: Response) -> None:
         route = response.headers.get(BATCH_HEADER)
-        if route and route.startswith("/") and self._batch_url is None:
+        if route and route.startswith("/") and self._batch_url is None and self.config.use_batch_route:
             self._batch_url = self.options.base_url + route
 
     async def _post(self, request: Request) -> Response:

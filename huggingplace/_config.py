@@ -65,6 +65,7 @@ class BackgroundConfig:
     max_pause: float = 300.0
     overflow_chunk: int = 256
     exit_timeout: float = 2.0
+    use_batch_route: bool = True
 
 
 _TRUE = ("1", "true", "yes", "on")

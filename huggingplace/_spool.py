@@ -136,6 +136,8 @@ class Spool:
         for sub in ("tmp", "ready", "claimed", "quarantine", "wal"):
             (self.directory / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.directory, 0o700)
+        self._size: Optional[int] = None  # bytes in ready/, kept as we go; rescanned now and then
+        self._writes = 0
 
     def reset_lock(self) -> None:
         """After fork: the parent may have held the lock."""
@@ -171,8 +173,24 @@ class Spool:
         """Spool records as one ready file; returns how many older records were evicted to fit."""
         if not payloads:
             return 0
-        self._write(self.directory / "ready", payloads, fsync=fsync)
-        return self._evict()
+        path = self._write(self.directory / "ready", payloads, fsync=fsync)
+        with self._lock:
+            self._writes += 1
+            if self._size is None or self._writes % 64 == 0:  # other processes write here too
+                self._size = self._scan_size()
+            else:
+                self._size += path.stat().st_size
+            over = self._size > self.max_bytes
+        return self._evict() if over else 0
+
+    def _scan_size(self) -> int:
+        total = 0
+        for p in (self.directory / "ready").iterdir():
+            try:
+                total += p.stat().st_size
+            except FileNotFoundError:
+                continue
+        return total
 
     def write_ahead(self, payload: dict[str, Any]) -> Path:
         """``durable=True``: one record, fsynced into this process's wal/ before log() returns."""
@@ -219,6 +237,7 @@ class Spool:
                     continue
                 total -= sizes.get(p, 0)
                 evicted += n
+            self._size = total
             return evicted
 
     # ---- replay -----------------------------------------------------------------------------
