@@ -34,6 +34,7 @@ from ._exceptions import (
     PermissionDeniedError,
 )
 from ._models import LogRecord
+from ._privacy import Processor
 from ._retry import RetryPolicy
 from ._spool import Claim, Spool, SpoolCorrupt, default_spool_dir
 from ._stats import Stats
@@ -92,11 +93,14 @@ _inherited: list[Any] = []  # a forked child's copies of its parent's sessions, 
 class Pipeline:
     """The queue, the worker and the spool of one background client."""
 
-    def __init__(self, options: Options, policy: RetryPolicy, stats: Stats, config: BackgroundConfig) -> None:
+    def __init__(
+        self, options: Options, policy: RetryPolicy, stats: Stats, config: BackgroundConfig, processor: Processor
+    ) -> None:
         self.options = options
         self.policy = policy
         self.stats = stats
         self.config = config
+        self.processor = processor
         directory = config.spool_dir or default_spool_dir(options.base_url, options.org_id)
         self.spool = Spool(directory, max_bytes=config.spool_max_bytes)
         self._init_state()
@@ -130,10 +134,13 @@ class Pipeline:
             self._after_fork()
         item = _Item(event_id=record.event_id, size=_estimate(record), record=record)
         spill_soon = False
-        if self.config.durable:
+        if self.config.durable:  # serialized (and redacted) here, so the disk never holds raw content
+            payload = self.processor.process(to_payload(record, self.options))
+            if payload is None:
+                return True  # before_send dropped it (counted)
+            item.payload, item.record = payload, None
             try:
-                item.payload = to_payload(record, self.options)
-                item.wal = self.spool.write_ahead(item.payload)
+                item.wal = self.spool.write_ahead(payload)
             except OSError as exc:
                 self._warn_once("wal", "durable write-ahead failed (%s); delivering from memory", exc)
         spill: Optional[list[_Item]] = None
@@ -267,14 +274,26 @@ class Pipeline:
             self._settled.notify_all()
 
     def _payload(self, item: _Item) -> dict[str, Any]:
-        if item.payload is None:
-            assert item.record is not None
-            item.payload = to_payload(item.record, self.options)
-            item.record = None
+        assert item.payload is not None, "records are serialized by _ready() first"
         return item.payload
+
+    def _ready(self, items: list[_Item]) -> list[_Item]:
+        """Serialize and privacy-process records (on the worker); drop those before_send refused."""
+        kept: list[_Item] = []
+        for item in items:
+            if item.payload is None:
+                assert item.record is not None
+                item.payload = self.processor.process(to_payload(item.record, self.options))
+                item.record = None
+                if item.payload is None:
+                    self._settle(1)
+                    continue
+            kept.append(item)
+        return kept
 
     def _spool_items(self, items: list[_Item], *, reason: str) -> None:
         """Move records from memory to disk (write-ahead ones are already there: promote them)."""
+        items = self._ready(items)
         fresh = [i for i in items if i.wal is None]
         for item in items:
             if item.wal is not None:
@@ -498,6 +517,9 @@ class Pipeline:
         return list(await asyncio.gather(*(one(i) for i in items)))
 
     async def _deliver(self, items: list[_Item]) -> None:
+        items = self._ready(items)
+        if not items:
+            return
         self._inflight = items
         try:
             if self._batch_url is not None and len(items) > 1:

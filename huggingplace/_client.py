@@ -13,14 +13,15 @@ from typing import Any, Callable, ClassVar, Mapping, Optional, Union, overload
 import tenacity
 
 from ._background import FlushResult, Pipeline
-from ._config import Options, OrgId, resolve_background, resolve_options
+from ._config import Options, OrgId, env_flag, resolve_background, resolve_options, resolve_privacy
 from ._exceptions import APIError, HuggingPlaceError, ValidationError
 from ._mapping import build_record, merge_defaults, normalize
 from ._models import LogRecord, LogResult, Step
+from ._privacy import Processor
 from ._retry import RetryPolicy
 from ._session import Session, Trace, current_session, new_session_id
 from ._stats import Stats, StatsSnapshot
-from ._wire import Request, build_request, parse_response
+from ._wire import Request, parse_response, request_for_payload, to_payload
 from .transports.aio import AiohttpTransport
 from .transports.base import AsyncTransport, Transport
 from .transports.http import RequestsTransport
@@ -54,10 +55,30 @@ class _BaseClient:
         flush_interval: Optional[float] = None,
         spool_max_bytes: Optional[int] = None,
         replay_interval: Optional[float] = None,
+        enabled: Optional[bool] = None,
+        redact: Any = None,
+        capture_content: Optional[bool] = None,
+        before_send: Optional[Callable[[dict[str, Any]], Optional[dict[str, Any]]]] = None,
+        sample_rate: Optional[float] = None,
+        max_field_chars: Optional[int] = None,
+        max_record_bytes: Optional[int] = None,
+        max_metadata_depth: Optional[int] = None,
     ) -> None:
+        if enabled is None:
+            flag = env_flag("HUGGINGPLACE_ENABLED")
+            enabled = True if flag is None else flag
+        self._enabled = bool(enabled)
         self._options = resolve_options(
-            api_key=api_key, org_id=org_id, base_url=base_url, mode=mode, timeout=timeout, max_retries=max_retries
+            api_key=api_key, org_id=org_id, base_url=base_url, mode=mode, timeout=timeout, max_retries=max_retries,
+            enabled=self._enabled,
         )
+        privacy = resolve_privacy(
+            redact=redact, capture_content=capture_content, before_send=before_send, sample_rate=sample_rate,
+            max_field_chars=max_field_chars, max_record_bytes=max_record_bytes, max_metadata_depth=max_metadata_depth,
+        )
+        if not self._enabled:
+            background = False
+            durable = False
         background_config = resolve_background(
             background, durable=durable, spool_dir=spool_dir, max_queue_size=max_queue_size, batch_size=batch_size,
             flush_interval=flush_interval, spool_max_bytes=spool_max_bytes, replay_interval=replay_interval,
@@ -70,8 +91,11 @@ class _BaseClient:
         )
         self._stats = Stats()
         self._closed = False
+        self._processor = Processor(privacy, self._stats)
         self._pipeline: Optional[Pipeline] = (
-            Pipeline(self._options, self._policy, self._stats, background_config) if background_config else None
+            Pipeline(self._options, self._policy, self._stats, background_config, self._processor)
+            if background_config
+            else None
         )
 
     def __repr__(self) -> str:
@@ -134,10 +158,16 @@ class _BaseClient:
         return build_record(given)
 
     def _accept(self, args: tuple[Mapping[str, Any], ...], kwargs: Mapping[str, Any], **extra: Any) -> Any:
-        """A validated record, or, in background mode, a LogResult for a counted rejection:
-        a background client never raises into the host."""
+        """A validated record to send, or a LogResult saying why not: disabled, sampled out,
+        or (background mode, which never raises into the host) a counted rejection."""
+        if not self._enabled:
+            return LogResult(event_id="", dropped="disabled")
         try:
-            return self._record(args, kwargs, **extra)
+            record = self._record(args, kwargs, **extra)
+            if not self._processor.keep(record):
+                self._stats.drop("sampled")
+                return LogResult(event_id=record.event_id, dropped="sampled")
+            return record
         except ValidationError as exc:
             if self._pipeline is None:
                 raise
@@ -156,10 +186,12 @@ class _BaseClient:
         accepted = self._pipeline.submit(record)
         return LogResult(event_id=record.event_id, queued=accepted, error=None if accepted else "client closed")
 
-    def _request(self, record: LogRecord) -> Request:
+    def _request(self, record: LogRecord) -> Optional[Request]:
+        """The request for a record after privacy processing; None when before_send dropped it."""
         if self._closed:
             raise HuggingPlaceError(f"this {type(self).__name__} is closed; create a new client to log")
-        return build_request(record, self._options)
+        payload = self._processor.process(to_payload(record, self._options))
+        return None if payload is None else request_for_payload(payload, self._options)
 
     def _answer(self, response: Any, request: Request) -> LogResult:
         result = parse_response(response, request, api_key=self._options.api_key)
@@ -240,6 +272,9 @@ class HuggingPlace(_BaseClient):
     - ``timeout``: ``HUGGINGPLACE_TIMEOUT``, seconds per attempt, default 10
     - ``max_retries``: ``HUGGINGPLACE_MAX_RETRIES``, default 3
     - ``transport``: anything with ``send(request, timeout=)`` and ``close()``
+    - ``background``, ``durable``, ``spool_dir`` and queue bounds: see docs/background.md
+    - ``enabled``, ``redact``, ``capture_content``, ``before_send``, ``sample_rate`` and size caps:
+      see docs/privacy.md
     """
 
     _is_async = False
@@ -263,7 +298,10 @@ class HuggingPlace(_BaseClient):
     def _log_record(self, record: LogRecord) -> LogResult:
         if self._pipeline is not None:
             return self._enqueue(record)
-        return self._send(self._request(record))
+        request = self._request(record)
+        if request is None:
+            return LogResult(event_id=record.event_id, dropped="before_send")
+        return self._send(request)
 
     def _send(self, request: Request) -> LogResult:
         try:
@@ -327,7 +365,10 @@ class AsyncHuggingPlace(_BaseClient):
     async def _log_record(self, record: LogRecord) -> LogResult:
         if self._pipeline is not None:
             return self._enqueue(record)
-        return await self._send(self._request(record))
+        request = self._request(record)
+        if request is None:
+            return LogResult(event_id=record.event_id, dropped="before_send")
+        return await self._send(request)
 
     async def _send(self, request: Request) -> LogResult:
         try:

@@ -7,7 +7,7 @@ environment after that.
 from __future__ import annotations
 
 import os
-from typing import Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 import attrs
 
@@ -119,6 +119,55 @@ def resolve_background(
     return BackgroundConfig(**values)  # type: ignore[arg-type]
 
 
+def resolve_privacy(
+    *,
+    redact: Any = None,
+    capture_content: bool | None = None,
+    before_send: Any = None,
+    sample_rate: float | None = None,
+    max_field_chars: int | None = None,
+    max_record_bytes: int | None = None,
+    max_metadata_depth: int | None = None,
+) -> Any:
+    """Privacy options over HUGGINGPLACE_REDACT / _CAPTURE_CONTENT / _SAMPLE_RATE."""
+    from ._privacy import PrivacyConfig
+    from ._redact import build_redactor
+
+    env = os.environ
+    if redact is None:
+        redact = _env(env, "HUGGINGPLACE_REDACT") or "secrets"
+        if isinstance(redact, str) and "," in redact:
+            redact = [part.strip() for part in redact.split(",") if part.strip()]
+    build_redactor(redact)  # refuse a bad policy now, not on the first record
+    if capture_content is None:
+        flag = env_flag("HUGGINGPLACE_CAPTURE_CONTENT")
+        capture_content = True if flag is None else flag
+    if before_send is not None and not callable(before_send):
+        raise ConfigurationError(f"before_send must be a callable taking and returning a dict, got {before_send!r}")
+    raw_rate: object = sample_rate if sample_rate is not None else (_env(env, "HUGGINGPLACE_SAMPLE_RATE") or 1.0)
+    if isinstance(raw_rate, str):
+        try:
+            raw_rate = float(raw_rate)
+        except ValueError:
+            pass
+    rate = _number(raw_rate, "sample_rate", "HUGGINGPLACE_SAMPLE_RATE")
+    if rate > 1:
+        raise ConfigurationError(
+            f"sample_rate must be between 0 and 1 (from sample_rate= or HUGGINGPLACE_SAMPLE_RATE), got {rate}"
+        )
+    values: dict[str, Any] = {
+        "redact": redact, "capture_content": bool(capture_content), "before_send": before_send, "sample_rate": rate,
+    }
+    for name, value in (
+        ("max_field_chars", max_field_chars),
+        ("max_record_bytes", max_record_bytes),
+        ("max_metadata_depth", max_metadata_depth),
+    ):
+        if value is not None:
+            values[name] = int(_number(value, name, "its argument", integer=True))
+    return PrivacyConfig(**values)
+
+
 def _env(environ: Mapping[str, str], name: str) -> str | None:
     value = environ.get(name)
     return value if value not in (None, "") else None
@@ -150,10 +199,17 @@ def resolve_options(
     timeout: float | None = None,
     max_retries: int | None = None,
     environ: Mapping[str, str] | None = None,
+    enabled: bool = True,
 ) -> Options:
-    """Merge explicit arguments over the environment and check every value once."""
+    """Merge explicit arguments over the environment and check every value once.
+
+    A disabled client (``enabled=False``) needs no key or org: it never sends.
+    """
     env = os.environ if environ is None else environ
     key = api_key if api_key is not None else _env(env, "HUGGINGPLACE_API_KEY")
+    if not enabled:
+        key = key or "disabled"
+        org_id = org_id if org_id is not None else (_env(env, "HUGGINGPLACE_ORG_ID") or "disabled")
     if not key or not isinstance(key, str):
         raise ConfigurationError(
             "No API key: pass api_key=... or set the HUGGINGPLACE_API_KEY environment variable "

@@ -164,7 +164,9 @@ class LogResult:
     """What ``log()`` returns: the record's ``event_id`` and how the endpoint answered.
 
     ``queued`` is true when a background client accepted the record for later delivery
-    (then ``status_code`` is ``None``); ``error`` says why a background client refused it.
+    (then ``status_code`` is ``None``); ``error`` says why a background client refused it;
+    ``dropped`` names why a record was left out on purpose (``sampled``, ``before_send``,
+    ``disabled``).
     """
 
     event_id: str
@@ -172,3 +174,4 @@ class LogResult:
     body: Any = attrs.field(default=None, repr=False)
     queued: bool = False
     error: Optional[str] = None
+    dropped: Optional[str] = None

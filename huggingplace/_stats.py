@@ -17,8 +17,10 @@ class StatsSnapshot:
 
     ``sent`` records the endpoint stored; ``retried`` extra attempts; ``failed`` records a
     foreground call gave up on; ``rejected`` records refused as invalid (by the SDK or the
-    endpoint); ``queued`` / ``spooled`` / ``replayed`` belong to background mode; ``dropped``
-    counts records given up on, by reason.
+    endpoint); ``queued`` / ``spooled`` / ``replayed`` belong to background mode;
+    ``redaction_failures`` records sent with their content replaced because redaction or
+    ``before_send`` raised; ``dropped`` counts records given up on (or left out on purpose:
+    ``sampled``, ``before_send``, ``disabled``), by reason.
     """
 
     queued: int = 0
@@ -28,6 +30,7 @@ class StatsSnapshot:
     rejected: int = 0
     spooled: int = 0
     replayed: int = 0
+    redaction_failures: int = 0
     dropped: Mapping[str, int] = attrs.Factory(dict)
 
     @property
@@ -38,7 +41,7 @@ class StatsSnapshot:
 class Stats:
     """The live counters behind :meth:`HuggingPlace.stats`."""
 
-    _names = ("queued", "sent", "retried", "failed", "rejected", "spooled", "replayed")
+    _names = ("queued", "sent", "retried", "failed", "rejected", "spooled", "replayed", "redaction_failures")
 
     def __init__(self) -> None:
         self.reset()

@@ -155,7 +155,7 @@ def test_error_statuses_reach_the_client_as_exceptions(collector: LiveCollector)
     with HuggingPlace(**collector.options(base_url=collector.url + "/nowhere")) as hp:
         with pytest.raises(NotFoundError, match="nowhere"):
             hp.log(user_prompt="q", response="a")
-    with HuggingPlace(**collector.options()) as hp:
+    with HuggingPlace(**collector.options(max_field_chars=10**9, max_record_bytes=10**10)) as hp:
         with pytest.raises(BadRequestError, match="limit is 1024") as info:
             hp.log(user_prompt="q", response="a", llm_model="m" * 2000)
         assert info.value.status_code == 422

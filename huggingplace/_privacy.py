@@ -1,0 +1,203 @@
+"""What leaves the process: content capture, redaction, ``before_send``, sampling and size caps,
+applied to the wire payload in one place. Pure apart from the counters it bumps.
+
+In background mode this runs on the worker thread, not on the caller's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Callable
+from typing import Any, Optional
+
+import attrs
+
+from ._models import LogRecord
+from ._redact import Redactor, build_redactor, marker
+from ._stats import Stats
+
+__all__ = ["PrivacyConfig", "Processor", "FAILED", "TRUNCATED"]
+
+logger = logging.getLogger("huggingplace")
+
+FAILED = marker("redaction_failed")
+TRUNCATED = "…[truncated]"
+CONTENT_FIELDS = ("user_prompt", "ai_response")
+STEP_CONTENT = ("user_question", "prompt_response")
+BeforeSend = Callable[[dict[str, Any]], Optional[dict[str, Any]]]
+
+
+@attrs.frozen(kw_only=True)
+class PrivacyConfig:
+    """Resolved privacy options (see docs/privacy.md)."""
+
+    redact: Any = "secrets"
+    capture_content: bool = True
+    before_send: Optional[BeforeSend] = None
+    sample_rate: float = 1.0
+    max_field_chars: int = 256 * 1024
+    max_record_bytes: int = 1024 * 1024
+    max_metadata_depth: int = 10
+
+
+def _cap_depth(value: Any, depth: int) -> Any:
+    if isinstance(value, dict):
+        if depth <= 0:
+            return "<max depth>"
+        return {k: _cap_depth(v, depth - 1) for k, v in value.items()}
+    if isinstance(value, list):
+        if depth <= 0:
+            return "<max depth>"
+        return [_cap_depth(v, depth - 1) for v in value]
+    return value
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - len(TRUNCATED))] + TRUNCATED
+
+
+def _size(payload: dict[str, Any]) -> int:
+    return len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+class Processor:
+    """Turns a wire payload into what may leave the process, or None when it must not."""
+
+    def __init__(self, config: PrivacyConfig, stats: Stats) -> None:
+        self.config = config
+        self.stats = stats
+        self.redactor: Redactor = build_redactor(config.redact)
+        self._warned: set[str] = set()
+
+    # ---- sampling: on the caller's thread, before anything is queued ---------------------
+    def keep(self, record: LogRecord) -> bool:
+        """Whole sessions are kept or dropped together: the decision hashes the session id."""
+        rate = self.config.sample_rate
+        if rate >= 1.0:
+            return True
+        if rate <= 0.0:
+            return False
+        if record.session_id is None:
+            return random.random() < rate
+        digest = hashlib.sha256(record.session_id.encode("utf-8")).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64 < rate
+
+    # ---- everything else: where the payload is serialized ----------------------------------
+    def process(self, payload: dict[str, Any]) -> Optional[dict[str, Any]]:
+        if not self.config.capture_content:
+            self._strip_content(payload)
+        try:
+            if self.redactor:
+                self._redact(payload)
+        except Exception as exc:
+            self._fail_closed(payload, "redaction", exc)
+        if self.config.before_send is not None:
+            try:
+                changed: Any = self.config.before_send(payload)
+            except Exception as exc:
+                self._fail_closed(payload, "before_send", exc)
+            else:
+                if changed is None:
+                    self.stats.drop("before_send")
+                    return None
+                if not isinstance(changed, dict):
+                    self._fail_closed(payload, "before_send", TypeError(f"returned {type(changed).__name__}"))
+                else:
+                    payload = changed
+        self._govern_size(payload)
+        return payload
+
+    def _strip_content(self, payload: dict[str, Any]) -> None:
+        for field in CONTENT_FIELDS:
+            if field in payload:
+                payload[field] = ""
+        payload.setdefault("metaData", {})["content_captured"] = False
+        for step in _walk_steps(payload.get("step_data")):
+            for key in STEP_CONTENT:
+                step.pop(key, None)
+
+    def _redact(self, payload: dict[str, Any]) -> None:
+        r = self.redactor
+        for field in CONTENT_FIELDS:
+            if isinstance(payload.get(field), str):
+                payload[field] = r.text(payload[field])
+        for field in ("metaData", "user_meta_data", "step_data", "mapping_table"):
+            if field in payload:
+                payload[field] = r.value(payload[field])
+        error = payload.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            error["message"] = r.text(error["message"])
+
+    def _fail_closed(self, payload: dict[str, Any], stage: str, exc: BaseException) -> None:
+        """Send no content we could not vet: timing, model, tokens and ids stay."""
+        self.stats.add("redaction_failures")
+        if stage not in self._warned:
+            self._warned.add(stage)
+            logger.error("%s raised %r: the record's content was replaced by %s", stage, exc, FAILED)
+        for field in CONTENT_FIELDS:
+            if field in payload:
+                payload[field] = FAILED
+        meta = payload.get("metaData")
+        session = meta.get("sessionId") if isinstance(meta, dict) else None
+        payload["metaData"] = {"redaction_failed": stage, **({"sessionId": session} if session else {})}
+        payload.pop("user_meta_data", None)
+        payload.pop("mapping_table", None)
+        if isinstance(payload.get("error"), dict):
+            payload["error"]["message"] = FAILED
+        for step in _walk_steps(payload.get("step_data")):
+            for key in (*STEP_CONTENT, "metadata"):
+                step.pop(key, None)
+            if isinstance(step.get("error"), dict):
+                step["error"]["message"] = FAILED
+
+    def _govern_size(self, payload: dict[str, Any]) -> None:
+        """Field caps, a metadata depth cap and a whole-record cap; the result stays valid JSON
+        and says what was cut in ``metaData.truncated`` (original lengths)."""
+        cut: dict[str, int] = {}
+        for field in ("metaData", "user_meta_data"):
+            if isinstance(payload.get(field), dict):
+                payload[field] = _cap_depth(payload[field], self.config.max_metadata_depth)
+        for field in CONTENT_FIELDS:
+            text = payload.get(field)
+            if isinstance(text, str) and len(text) > self.config.max_field_chars:
+                cut[field] = len(text)
+                payload[field] = _truncate(text, self.config.max_field_chars)
+        if cut:
+            payload.setdefault("metaData", {})["truncated"] = dict(cut)
+        size = _size(payload)
+        if size <= self.config.max_record_bytes:
+            return
+        # too big as a whole: drop the bulkiest structured fields first, then shorten the text
+        for field in ("step_data", "mapping_table", "user_meta_data", "metaData"):
+            if field in payload and size > self.config.max_record_bytes:
+                original = _size({field: payload[field]})
+                if field == "metaData":
+                    keep = {k: payload["metaData"][k] for k in ("sessionId",) if k in payload["metaData"]}
+                    payload["metaData"] = keep
+                else:
+                    del payload[field]
+                cut[field] = original
+                payload.setdefault("metaData", {})["truncated"] = dict(cut)
+                size = _size(payload)
+        while size > self.config.max_record_bytes:
+            longest = max(CONTENT_FIELDS, key=lambda f: len(payload.get(f) or ""))
+            text = payload.get(longest) or ""
+            if not text:
+                break
+            cut.setdefault(longest, len(text))
+            payload[longest] = _truncate(text, max(0, len(text) - (size - self.config.max_record_bytes) - 64))
+            payload.setdefault("metaData", {})["truncated"] = dict(cut)
+            size = _size(payload)
+
+
+def _walk_steps(steps: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if isinstance(steps, list):
+        for step in steps:
+            if isinstance(step, dict):
+                out.append(step)
+                out.extend(_walk_steps(step.get("steps")))
+    return out
