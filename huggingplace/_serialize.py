@@ -10,10 +10,13 @@ import dataclasses
 import datetime as _dt
 import decimal
 import enum
+import itertools
 import math
 import pathlib
 import uuid
-from collections.abc import Iterator, Mapping
+from collections import deque
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, Sequence, ValuesView
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import attrs
@@ -22,7 +25,8 @@ __all__ = ["to_jsonable", "format_timestamp", "MAX_DEPTH"]
 
 MAX_DEPTH = 20
 MAX_BYTES = 4096  # bytes values larger than this are replaced by a size marker
-MAX_ITEMS = 10_000  # items kept from one list or array
+MAX_ITEMS = 10_000  # items kept from one list, dict or array
+ARRAY_HEAD = 100  # values shown from an array larger than MAX_ITEMS
 
 
 def format_timestamp(value: _dt.datetime) -> str:
@@ -100,34 +104,54 @@ def _convert(value: Any, depth: int, seen: set[int]) -> Any:
         seen.discard(ident)
 
 
+def _sorted(items: Any) -> list[Any]:
+    try:
+        return sorted(items, key=repr)
+    except Exception:
+        return list(items)
+
+
 def _container(value: Any, depth: int, seen: set[int]) -> Any:
     if isinstance(value, Mapping):
-        return {_key(k): _convert(v, depth, seen) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
-        out = [_convert(v, depth, seen) for v in list(items)[:MAX_ITEMS]]
+        out_map: dict[str, Any] = {}
+        for i, (k, v) in enumerate(value.items()):
+            if i >= MAX_ITEMS:
+                out_map["<truncated>"] = f"{len(value) - MAX_ITEMS} more keys"
+                break
+            out_map[_key(k)] = _convert(v, depth, seen)
+        return out_map
+    if isinstance(value, Iterator):  # generators and iterators: consuming them would change the host's data
+        return f"<iterator: {type(value).__name__}>"
+    if isinstance(value, (AbstractSet, KeysView, ValuesView, ItemsView, Sequence, deque)) and not isinstance(
+        value, (str, bytes)
+    ):
+        items = _sorted(value) if isinstance(value, (AbstractSet, KeysView)) else value
+        out = [_convert(v, depth, seen) for v in itertools.islice(items, MAX_ITEMS)]
         if len(value) > MAX_ITEMS:
             out.append(f"<{len(value) - MAX_ITEMS} more items>")
         return out
-    if isinstance(value, Iterator):
-        return f"<iterator: {type(value).__name__}>"
+    ndim = getattr(value, "ndim", None)
+    if isinstance(ndim, int) and callable(getattr(value, "tolist", None)) and not isinstance(value, type):
+        try:  # numpy scalars and arrays: never materialize more than MAX_ITEMS values
+            if ndim == 0:
+                return _convert(value.item(), depth + 1, seen)
+            if value.size <= MAX_ITEMS:
+                return _convert(value.tolist(), depth + 1, seen)
+            head = value.ravel()[:ARRAY_HEAD].tolist()
+            return {"shape": list(value.shape), "dtype": str(value.dtype), "head": _convert(head, depth, seen)}
+        except Exception:
+            return f"<array: {type(value).__name__}>"
     if attrs.has(type(value)):
         return _convert(attrs.asdict(value, recurse=False), depth + 1, seen)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _convert({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, depth + 1, seen)
-    for method in ("model_dump", "dict", "tolist"):  # pydantic v2, pydantic v1, numpy
+    for method in ("model_dump", "dict"):  # pydantic v2, pydantic v1
         dump = getattr(value, method, None)
         if callable(dump) and not isinstance(value, type):
             try:
                 return _convert(dump(), depth + 1, seen)
             except Exception:
                 continue
-    item = getattr(value, "item", None)  # numpy scalars
-    if callable(item):
-        try:
-            return _convert(item(), depth + 1, seen)
-        except Exception:
-            pass
     attributes = getattr(value, "__dict__", None)
     if isinstance(attributes, dict) and not isinstance(value, type):
         return _convert({k: a for k, a in attributes.items() if not k.startswith("_")}, depth + 1, seen)

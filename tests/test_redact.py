@@ -1,0 +1,114 @@
+"""Redaction: a corpus of real-looking secrets and PII that must be caught, and look-alikes that
+must pass untouched (git SHAs, UUIDs, hashes in URLs, versions, dates)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from huggingplace import ConfigurationError
+from huggingplace._redact import build_redactor
+
+# fake values built to look real; none of them is a live credential
+TRUE_SECRETS = [
+    ("openai_key", "sk-proj-4fJ9a8Qw2LzX7bN1cV5mK3tR6yH0uE8iO2pA"),
+    ("openai_key", "sk-9aB8cD7eF6gH5iJ4kL3mN2oP1qR0sT9uV8wX7yZ6"),
+    ("anthropic_key", "sk-ant-api03-Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Jh1Gf0EdCbA-_xyz"),
+    ("aws_access_key", "AKIAIOSFODNN7EXAMPLE"),
+    ("aws_secret_key", "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    ("github_token", "ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"),
+    ("github_token", "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuv"),
+    ("google_api_key", "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q"),
+    ("slack_token", "xoxb-123456789012-1234567890123-AbCdEfGhIjKl"),
+    ("stripe_key", "sk_live_51HxYzAbCdEfGhIjKlMnOpQr"),
+    ("huggingface_token", "hf_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"),
+    ("jwt", "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"),
+    ("bearer_token", "Authorization: Bearer abc123def456ghi789jkl012"),
+    ("private_key", "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\nabc\n-----END RSA PRIVATE KEY-----"),
+    ("private_key", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE\n-----END OPENSSH PRIVATE KEY-----"),
+    ("password", "postgres://app:Sup3rS3cret@db.internal:5432/prod"),
+    ("secret", "password=hunter2hunter2"),
+    ("secret", 'api_key: "zaq1xsw2cde3vfr4"'),
+]
+
+TRUE_PII = [
+    ("email", "jane.doe+test@example.co.uk"),
+    ("phone", "+1 415-555-0132"),
+    ("phone", "(415) 555-0132"),
+    ("phone", "415.555.0132"),
+    ("phone", "+44 20 7946 0958"),
+    ("card_number", "4111 1111 1111 1111"),
+    ("card_number", "5500-0000-0000-0004"),
+    ("card_number", "378282246310005"),
+    ("ip_address", "192.168.10.254"),
+    ("ip_address", "2001:0db8:85a3:0000:0000:8a2e:0370:7334"),
+    ("us_ssn", "123-45-6789"),
+]
+
+LOOK_ALIKES = [
+    "commit 3f786850e387550fdab836ed7e6dc881de23001b",
+    "id 123e4567-e89b-12d3-a456-426614174000",
+    "https://cdn.example.com/assets/9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08.js",
+    "sha1 da39a3ee5e6b4b0d3255bfef95601890afd80709 and md5 d41d8cd98f00b204e9800998ecf8427e",
+    "version 1.2.3 and 10.0.0.1.5",
+    "on 2026-11-22 at 08:15",
+    "order 4111 1111 1111 1112 (fails Luhn)",
+    "ISBN 978-3-16-148410-0",
+    "total 1,234,567.89 units",
+    "the word password alone, and token counts: 1234",
+    "AKIA is a prefix but AKIAshort is not a key",
+    "sk-short",
+    "base64 of a hash: 2jmj7l5rSw0yVb/vlWAYkK/YBwk=",
+]
+
+
+@pytest.mark.parametrize("kind, text", TRUE_SECRETS)
+def test_secrets_are_caught_by_default(kind: str, text: str) -> None:
+    out = build_redactor("secrets").text(f"before {text} after")
+    assert f"[REDACTED:{kind}]" in out
+    assert out.startswith("before ") and out.endswith(" after")
+
+
+@pytest.mark.parametrize("kind, text", TRUE_PII)
+def test_pii_is_caught_with_the_pii_policy(kind: str, text: str) -> None:
+    assert f"[REDACTED:{kind}]" in build_redactor("pii").text(f"contact: {text}.")
+    assert build_redactor("secrets").text(f"contact: {text}.") == f"contact: {text}."
+
+
+@pytest.mark.parametrize("text", LOOK_ALIKES)
+def test_look_alikes_pass_untouched(text: str) -> None:
+    """git SHAs, UUIDs and hashes are not keys (modelstat redacts SHAs as AWS keys)."""
+    assert build_redactor("pii").text(text) == text
+
+
+def test_labels_stay_readable() -> None:
+    out = build_redactor("secrets").text("password=hunter2hunter2 and Bearer abcdefghijklmnopqrstu")
+    assert out == "password=[REDACTED:secret] and Bearer [REDACTED:bearer_token]"
+
+
+def test_policies_compose_and_none_switches_off() -> None:
+    upper = build_redactor(["secrets", str.upper])
+    assert upper.text("key sk-proj-4fJ9a8Qw2LzX7bN1cV5mK3tR6yH0uE8iO2pA") == "KEY [REDACTED:OPENAI_KEY]"
+    raw = "sk-proj-4fJ9a8Qw2LzX7bN1cV5mK3tR6yH0uE8iO2pA"
+    assert build_redactor("none").text(raw) == raw
+
+
+def test_unknown_policy_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="redact must be"):
+        build_redactor("everything")
+
+
+def test_values_are_redacted_deeply_but_keys_are_kept() -> None:
+    value = {"user": {"email": "a@b.io", "notes": ["call 415-555-0132"]}, "n": 3}
+    assert build_redactor("pii").value(value) == {
+        "user": {"email": "[REDACTED:email]", "notes": ["call [REDACTED:phone]"]}, "n": 3,
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_redaction_never_raises_and_is_idempotent(text: str) -> None:
+    r = build_redactor("pii")
+    once = r.text(text)
+    assert r.text(once) == once
