@@ -23,7 +23,8 @@ TRUE_SECRETS = [
     ("slack_token", "xoxb-123456789012-1234567890123-AbCdEfGhIjKl"),
     ("stripe_key", "sk_live_51HxYzAbCdEfGhIjKlMnOpQr"),
     ("huggingface_token", "hf_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"),
-    ("jwt", "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"),
+    ("jwt", "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+            "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"),
     ("bearer_token", "Authorization: Bearer abc123def456ghi789jkl012"),
     ("private_key", "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\nabc\n-----END RSA PRIVATE KEY-----"),
     ("private_key", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE\n-----END OPENSSH PRIVATE KEY-----"),
