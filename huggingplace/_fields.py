@@ -44,6 +44,8 @@ FIELDS: tuple[Field, ...] = (
     Field("error", "error", (), "an exception, a string, or a dict {'type': str, 'message': str}"),
     Field("event_id", "event_id", ("eventId",), "32 lowercase hex characters (uuid4().hex)"),
     Field("timestamp", "timestamp", (), "a datetime (naive values are taken as UTC)"),
+    # input only: read to fill user_prompt (the last user message), never sent as such
+    Field("messages", "", ("input",), "a list of chat messages [{'role': ..., 'content': ...}]"),
 )
 
 BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}

@@ -17,6 +17,7 @@ from ._exceptions import ValidationError
 from ._fields import ALIASES, BY_NAME
 from ._models import ErrorInfo, LogRecord, Step, TokenUsage
 from ._serialize import to_jsonable
+from .providers import Normalized, adapt, as_dict
 
 __all__ = ["normalize", "build_record", "merge_defaults"]
 
@@ -189,8 +190,97 @@ def merge_defaults(
     return merged
 
 
+def message_text(content: Any) -> str:
+    """The text of one chat message's content: a string, or the text of its parts/blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        texts = []
+        for part in content:
+            part = as_dict(part)
+            if isinstance(part, Mapping) and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+        return "\n".join(texts)
+    return ""
+
+
+def as_messages(key: str, value: Any) -> list[dict[str, Any]]:
+    """Chat messages (dicts or SDK objects) as ``[{"role", "content"}]``; a string is one user message."""
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    if isinstance(value, (bytes, Mapping)) or not isinstance(value, Sequence):
+        raise _fail(key, "messages", value)
+    out = []
+    for i, message in enumerate(value):
+        message = as_dict(message)
+        if not isinstance(message, Mapping) or "role" not in message and "content" not in message:
+            raise ValidationError(
+                f"`{key}[{i}]` must be a chat message with `role` and `content`, got {type(message).__name__}",
+                field=f"{key}[{i}]",
+            )
+        out.append({"role": message.get("role", "user"), "content": message_text(message.get("content"))})
+    return out
+
+
+def last_user_text(messages: Sequence[Mapping[str, Any]]) -> str | None:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return str(message.get("content") or "")
+    return None
+
+
+def apply_normalized(fields: dict[str, tuple[str, Any]], result: Normalized, *, key: str = "response") -> None:
+    """Fill what a provider response tells (text, model, tokens, finish reason, tool calls)
+    under whatever the caller gave explicitly."""
+    fields["response"] = (key, result.text)
+    if result.model and "llm_model" not in fields:
+        fields["llm_model"] = ("llm_model", result.model)
+    if result.has_usage and "token_usage" not in fields and "token_count" not in fields:
+        fields["token_usage"] = ("token_usage", {
+            "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
+            "total_tokens": result.total_tokens,
+        })
+    llm: dict[str, Any] = {"provider": result.provider}
+    for name in ("finish_reason", "response_id"):
+        if getattr(result, name):
+            llm[name] = getattr(result, name)
+    for name in ("cached_tokens", "reasoning_tokens"):
+        if getattr(result, name):
+            llm[name] = getattr(result, name)
+    if result.tool_calls:
+        llm["tool_calls"] = [dict(c) for c in result.tool_calls]
+    meta_key, meta = fields.get("metadata", ("metadata", {}))
+    if isinstance(meta, Mapping) and "llm" not in meta:
+        fields["metadata"] = (meta_key, {**meta, "llm": llm})
+
+
+def _adapt_inputs(fields: dict[str, tuple[str, Any]]) -> None:
+    """Provider response objects and chat messages become plain fields."""
+    response = fields.get("response")
+    if response is not None and not isinstance(response[1], str):
+        key, value = response
+        try:
+            result = adapt(value)
+        except LookupError:
+            raise ValidationError(
+                f"`{key}` must be a string or a provider response (OpenAI, Anthropic, Gemini, Bedrock, Cohere, "
+                f"Mistral, Ollama or any OpenAI-compatible dict); got {type(value).__name__}",
+                field=key,
+            ) from None
+        apply_normalized(fields, result, key=key)
+    messages = fields.pop("messages", None)
+    if messages is not None:
+        listed = as_messages(*messages)
+        if "user_prompt" not in fields:
+            prompt = last_user_text(listed)
+            if prompt is not None:
+                fields["user_prompt"] = (messages[0], prompt)
+
+
 def build_record(fields: Mapping[str, tuple[str, Any]]) -> LogRecord:
     """Validate normalized fields (from :func:`normalize`) into a :class:`LogRecord`."""
+    fields = dict(fields)
+    _adapt_inputs(fields)
     values: dict[str, Any] = {}
     for name, (key, value) in fields.items():
         convert = _CONVERTERS.get(name)

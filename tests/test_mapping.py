@@ -39,6 +39,8 @@ def test_every_alias_reaches_its_wire_name() -> None:
         "timestamp": dt.datetime(2026, 11, 22, 8, 15, 0, 123456, tzinfo=dt.timezone.utc),
     }
     for field in FIELDS:
+        if not field.wire:  # input only (messages): covered in test_providers
+            continue
         for spelling in (field.name, *field.aliases):
             hp, transport = _client()
             kwargs = {"user_prompt": "q", "response": "a"}
