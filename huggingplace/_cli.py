@@ -148,6 +148,14 @@ def _replay(args: argparse.Namespace) -> int:
     return 0 if left == 0 else 1
 
 
+def _providers(args: argparse.Namespace) -> int:
+    from .providers import registry
+
+    for name, source in registry.adapters():
+        print(f"{name:20s} {source}")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="huggingplace", description="HuggingPlace SDK tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -166,6 +174,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     spool.add_argument("action", choices=["status", "replay", "purge"])
     spool.add_argument("--dir", help="one spool directory (default: all under HUGGINGPLACE_SPOOL_DIR or the cache)")
     spool.set_defaults(func=_spool)
+    providers = sub.add_parser("providers", help="list the provider adapters installed, in the order they are tried")
+    providers.set_defaults(func=_providers)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     return int(args.func(args))

@@ -14,6 +14,7 @@ import tenacity
 
 from ._background import FlushResult, Pipeline
 from ._config import Options, OrgId, env_flag, resolve_background, resolve_options, resolve_privacy
+from ._context import Context, current_scope
 from ._exceptions import APIError, HuggingPlaceError, ValidationError
 from ._mapping import build_record, merge_defaults, normalize
 from ._models import LogRecord, LogResult, Step
@@ -148,9 +149,13 @@ class _BaseClient:
         """Validate one record: the enclosing session's defaults, then the caller's fields,
         then the steps timed for it; ``measured_ms`` is the ``response_time`` unless given."""
         given = fields if fields is not None else self._normalize(args, kwargs, where="log()")
+        context = current_scope()
+        defaults: Fields = dict(context.fields) if context is not None else {}
         scope = session or current_session()
         if scope is not None and scope._client is self:
-            given = merge_defaults(scope.defaults, given)
+            defaults = merge_defaults(defaults, scope.defaults)
+        if defaults:
+            given = merge_defaults(defaults, given)
         if steps:
             given = merge_defaults(given, {"step_data": ("step_data", list(steps))})
         if measured_ms is not None:
@@ -162,6 +167,10 @@ class _BaseClient:
         or (background mode, which never raises into the host) a counted rejection."""
         if not self._enabled:
             return LogResult(event_id="", dropped="disabled")
+        scope = current_scope()
+        if scope is not None and not scope.track:
+            self._stats.drop("not_tracked")
+            return LogResult(event_id="", dropped="not_tracked")
         try:
             record = self._record(args, kwargs, **extra)
             if not self._processor.keep(record):
@@ -244,6 +253,21 @@ class _BaseClient:
             return Trace(self, getattr(func, "__qualname__", "trace"), {})(func)
         given = self._normalize((), fields, where="trace()")
         return Trace(self, name or "trace", given, prompt_arg=prompt_arg)
+
+    def context(
+        self, *args: Mapping[str, Any], track: Optional[bool] = None, **fields: Any
+    ) -> Context:
+        """Fields every record inside the block carries (any ``log()`` field), or
+        ``track=False`` to log nothing inside it. Nests; correct across threads and asyncio tasks.
+        An enclosing session's defaults and the record's own fields win over it."""
+        return Context(self._normalize(args, fields, where="context()"), track)
+
+    def wrap(self, client: Any) -> Any:
+        """A drop-in OpenAI / AsyncOpenAI / AzureOpenAI / Anthropic / AsyncAnthropic client whose
+        calls are each logged (see docs/providers/)."""
+        from ._wrap import wrap
+
+        return wrap(self, client)
 
     # ---- implemented by each shell -----------------------------------------------------
     def _log_record(self, record: LogRecord) -> Any:

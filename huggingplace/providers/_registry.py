@@ -87,6 +87,8 @@ class Registry:
         no adapter recognises it."""
         if isinstance(response, str):
             return Normalized(text=response)
+        if isinstance(response, Normalized):
+            return response
         data = as_dict(response)
         adapter = self.find(data)
         if adapter is None:

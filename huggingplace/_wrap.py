@@ -1,0 +1,480 @@
+"""``hp.wrap(client)``: a drop-in OpenAI / Anthropic client that logs every call.
+
+The proxy forwards everything to the real client. Only the calls in ``TRACKED`` are timed and
+logged; every other attribute, ``with_raw_response`` and un-tracked methods are the original
+ones. The provider's own arguments reach it untouched (the one addition: OpenAI streams are asked
+for usage when the caller did not say, and that extra chunk is hidden from them). Logging never
+changes what a call returns or raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from ._context import current_scope
+from ._mapping import as_messages, message_text
+from ._models import ErrorInfo, LogRecord
+from ._session import current_session
+from ._threading import ResponseChains, conversation_id
+from .providers import Normalized, adapt, as_dict
+from .providers._anthropic import MessagesStream, snapshot
+from .providers._openai import ChatStream, ResponsesStream
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._client import _BaseClient
+
+__all__ = ["wrap"]
+
+logger = logging.getLogger("huggingplace")
+
+# path from the client -> what kind of call it is
+TRACKED: dict[tuple[str, ...], str] = {
+    ("chat", "completions", "create"): "chat",
+    ("chat", "completions", "parse"): "chat",
+    ("beta", "chat", "completions", "parse"): "chat",
+    ("responses", "create"): "responses",
+    ("responses", "parse"): "responses",
+    ("messages", "create"): "anthropic",
+    ("messages", "stream"): "anthropic_helper",
+}
+_PREFIXES = {path[:i] for path in TRACKED for i in range(1, len(path))}
+_chains = ResponseChains()
+
+
+def _kind_of(client: Any) -> str:
+    if hasattr(client, "chat") and hasattr(client, "responses"):
+        return "openai"
+    if hasattr(client, "messages") and callable(getattr(getattr(client, "messages", None), "create", None)):
+        return "anthropic"
+    from ._exceptions import ConfigurationError
+
+    raise ConfigurationError(
+        f"wrap() takes an OpenAI, AsyncOpenAI, AzureOpenAI, Anthropic or AsyncAnthropic client, "
+        f"got {type(client).__name__}"
+    )
+
+
+def _is_async_client(client: Any, kind: str) -> bool:
+    method = client.chat.completions.create if kind == "openai" else client.messages.create
+    return inspect.iscoroutinefunction(inspect.unwrap(method)) or type(client).__name__.startswith("Async")
+
+
+def wrap(hp: _BaseClient, client: Any) -> Any:
+    kind = _kind_of(client)
+    is_async = _is_async_client(client, kind)
+    if hp._is_async and not is_async and hp._pipeline is None:
+        raise TypeError(
+            "AsyncHuggingPlace.wrap() needs an async provider client (AsyncOpenAI, AsyncAnthropic); "
+            "use HuggingPlace for sync clients, or AsyncHuggingPlace(background=True)"
+        )
+    return _Proxy(client, _Tracker(hp, is_async), ())
+
+
+class _Proxy:
+    """Forwards every attribute to the real client or resource, tracking only ``TRACKED``."""
+
+    __slots__ = ("_hp_target", "_hp_tracker", "_hp_path")
+
+    def __init__(self, target: Any, tracker: _Tracker, path: tuple[str, ...]) -> None:
+        object.__setattr__(self, "_hp_target", target)
+        object.__setattr__(self, "_hp_tracker", tracker)
+        object.__setattr__(self, "_hp_path", path)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._hp_target, name)
+        path = (*self._hp_path, name)
+        if name == "with_options" and callable(value):
+            tracker = self._hp_tracker
+            return lambda *a, **k: _Proxy(value(*a, **k), tracker, self._hp_path)
+        if path in TRACKED and callable(value):
+            return self._hp_tracker.wrap_call(value, TRACKED[path])
+        if path in _PREFIXES:
+            return _Proxy(value, self._hp_tracker, path)
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._hp_target, name, value)
+
+    def __dir__(self) -> list[str]:
+        return dir(self._hp_target)
+
+    def __repr__(self) -> str:
+        return repr(self._hp_target)
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # isinstance(wrapped, OpenAI) stays true
+        return type(self._hp_target)
+
+    def __enter__(self) -> Any:
+        self._hp_target.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        return self._hp_target.__exit__(*exc_info)
+
+    async def __aenter__(self) -> Any:
+        await self._hp_target.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        return await self._hp_target.__aexit__(*exc_info)
+
+
+class _Call:
+    """What one tracked call was asked, and when it started."""
+
+    def __init__(self, kind: str, kwargs: dict[str, Any]) -> None:
+        self.kind = kind
+        self.kwargs = kwargs
+        self.start_ns = time.perf_counter_ns()
+        self.first_token_ns: Optional[int] = None
+
+    def prompt(self) -> tuple[str, list[dict[str, Any]], str]:
+        """(system prompt, messages, last user text) from the provider's own arguments."""
+        kw = self.kwargs
+        system = ""
+        raw: Any = kw.get("messages")
+        if self.kind == "responses":
+            raw = kw.get("input", [])
+            system = str(kw.get("instructions") or "")
+        elif self.kind.startswith("anthropic"):
+            system = message_text(kw.get("system") or "")
+        try:
+            messages = as_messages("messages", raw if raw is not None else [])
+        except Exception:
+            messages = []
+        if not system:
+            system = next((str(m["content"]) for m in messages if m.get("role") in ("system", "developer")), "")
+        user = next((str(m["content"]) for m in reversed(messages) if m.get("role") == "user"), "")
+        return system, messages, user
+
+
+class _Tracker:
+    """Turns tracked calls into records for one HuggingPlace client."""
+
+    def __init__(self, hp: _BaseClient, is_async: bool) -> None:
+        self.hp = hp
+        self.is_async = is_async
+        self._orphans: set[asyncio.Task[Any]] = set()
+
+    # ---- deciding ------------------------------------------------------------------------
+    @staticmethod
+    def tracking() -> bool:
+        scope = current_scope()
+        return scope is None or scope.track
+
+    def _prepare(self, kind: str, kwargs: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Ask OpenAI streams for usage unless the caller chose; say whether to hide that chunk."""
+        if kind == "chat" and kwargs.get("stream"):
+            options = kwargs.get("stream_options")
+            if options is None or (isinstance(options, dict) and "include_usage" not in options):
+                return {**kwargs, "stream_options": {**(options or {}), "include_usage": True}}, True
+        return kwargs, False
+
+    # ---- building the record --------------------------------------------------------------
+    def _record(self, call: _Call, result: Optional[Normalized], exc: Optional[BaseException]) -> Optional[LogRecord]:
+        system, messages, user = call.prompt()
+        fields: dict[str, tuple[str, Any]] = {"user_prompt": ("user_prompt", user)}
+        model = (result.model if result else None) or call.kwargs.get("model")
+        if result is not None:
+            fields["response"] = ("response", result)
+        else:
+            fields["response"] = ("response", "")
+        if model:
+            fields["llm_model"] = ("llm_model", str(model))
+        if exc is not None:
+            fields["status"] = ("status", "error")
+            fields["error"] = ("error", ErrorInfo.from_exception(exc))
+        if call.first_token_ns is not None:
+            ttft = (call.first_token_ns - call.start_ns) / 1e6
+            fields["metadata"] = ("metadata", {"llm": {"time_to_first_token_ms": round(ttft, 3)}})
+        thread = self._thread(call, system, messages, result)
+        if thread is not None:
+            fields["session_id"] = ("session_id", thread)
+        elapsed = (time.perf_counter_ns() - call.start_ns) / 1e6
+        accepted = self.hp._accept((), {}, fields=fields, measured_ms=elapsed)
+        if result is not None and call.kind == "responses":
+            _chains.remember(result.response_id, thread)
+        return accepted if isinstance(accepted, LogRecord) else None
+
+    def _thread(
+        self, call: _Call, system: str, messages: list[dict[str, Any]], result: Optional[Normalized]
+    ) -> Optional[str]:
+        """The conversation's id, unless a session or context names one already."""
+        if current_session() is not None:
+            return None
+        scope = current_scope()
+        if scope is not None and "session_id" in scope.fields:
+            return None
+        previous = call.kwargs.get("previous_response_id")
+        if call.kind == "responses" and isinstance(previous, str):
+            return _chains.lookup(previous)
+        return conversation_id(system, messages, result.text if result else "")
+
+    # ---- delivering, never raising --------------------------------------------------------
+    def _finish_sync(self, call: _Call, result: Optional[Normalized], exc: Optional[BaseException]) -> None:
+        try:
+            record = self._record(call, result, exc)
+            if record is not None:
+                if self.hp._pipeline is not None:
+                    self.hp._enqueue(record)
+                else:
+                    self.hp._deliver_quietly(record)
+        except Exception as error:
+            self._swallow(error)
+
+    async def _finish_async(self, call: _Call, result: Optional[Normalized], exc: Optional[BaseException]) -> None:
+        try:
+            record = self._record(call, result, exc)
+            if record is None:
+                return
+            if self.hp._pipeline is not None:
+                self.hp._enqueue(record)
+            elif self.hp._is_async:
+                await self.hp._deliver_quietly_async(record)
+            else:
+                await asyncio.to_thread(self.hp._deliver_quietly, record)
+        except Exception as error:
+            self._swallow(error)
+
+    def _finish_later(self, call: _Call, result: Optional[Normalized]) -> None:
+        """From ``__del__`` of an abandoned async stream: no await possible here."""
+        if self.hp._pipeline is not None or not self.hp._is_async:
+            self._finish_sync(call, result, None)
+            return
+        try:
+            task = asyncio.get_running_loop().create_task(self._finish_async(call, result, None))
+        except RuntimeError:
+            self.hp._stats.drop("stream_abandoned_without_loop")
+            return
+        self._orphans.add(task)
+        task.add_done_callback(self._orphans.discard)
+
+    def _swallow(self, error: BaseException) -> None:
+        self.hp._stats.drop("wrapper_error")
+        logger.warning("huggingplace could not log a wrapped call (the call itself was unaffected): %r", error)
+
+    @staticmethod
+    def _normalize(raw: Any, kind: str) -> Optional[Normalized]:
+        try:
+            return adapt(raw)
+        except Exception:
+            return None
+
+    # ---- the wrapped methods --------------------------------------------------------------
+    def wrap_call(self, fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
+        if kind == "anthropic_helper":
+            return self._wrap_helper(fn)
+        if self.is_async:
+
+            async def tracked_async(*args: Any, **kwargs: Any) -> Any:
+                if not self.tracking():
+                    return await fn(*args, **kwargs)
+                sent, strip = self._prepare(kind, kwargs)
+                call = _Call(kind, kwargs)
+                try:
+                    result = await fn(*args, **sent)
+                except BaseException as exc:
+                    await self._finish_async(call, None, exc)
+                    raise
+                if _is_stream(result):
+                    return _TrackedStream(result, call, self, kind, strip)
+                await self._finish_async(call, self._normalize(result, kind), None)
+                return result
+
+            return tracked_async
+
+        def tracked(*args: Any, **kwargs: Any) -> Any:
+            if not self.tracking():
+                return fn(*args, **kwargs)
+            sent, strip = self._prepare(kind, kwargs)
+            call = _Call(kind, kwargs)
+            try:
+                result = fn(*args, **sent)
+            except BaseException as exc:
+                self._finish_sync(call, None, exc)
+                raise
+            if _is_stream(result):
+                return _TrackedStream(result, call, self, kind, strip)
+            self._finish_sync(call, self._normalize(result, kind), None)
+            return result
+
+        return tracked
+
+    def _wrap_helper(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def helper(*args: Any, **kwargs: Any) -> Any:
+            manager = fn(*args, **kwargs)
+            if not self.tracking():
+                return manager
+            return _TrackedHelper(manager, _Call("anthropic_helper", kwargs), self)
+
+        return helper
+
+
+def _is_stream(result: Any) -> bool:
+    """OpenAI / Anthropic Stream and AsyncStream objects (iterators of server-sent events)."""
+    name = type(result).__name__
+    return name in ("Stream", "AsyncStream") or (
+        hasattr(result, "__iter__") and hasattr(result, "response") and not hasattr(result, "model_dump")
+    )
+
+
+def _usage_only(chunk: dict[str, Any]) -> bool:
+    return not chunk.get("choices") and bool(chunk.get("usage"))
+
+
+class _TrackedStream:
+    """Passes every chunk through, folds them into one answer, and logs it once: when the stream
+    ends, fails, is closed, or is garbage-collected half-way."""
+
+    def __init__(self, stream: Any, call: _Call, tracker: _Tracker, kind: str, strip_usage: bool) -> None:
+        self._stream = stream
+        self._call = call
+        self._tracker = tracker
+        self._strip = strip_usage
+        self._acc: Any = {"chat": ChatStream, "responses": ResponsesStream}.get(kind, MessagesStream)()
+        self._done = False
+        self._iter: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def _take(self, chunk: Any) -> bool:
+        """Accumulate; False when the chunk is our own usage chunk, hidden from the caller."""
+        try:
+            data = as_dict(chunk)
+            if self._acc.add(data) and self._call.first_token_ns is None:
+                self._call.first_token_ns = time.perf_counter_ns()
+            return not (self._strip and _usage_only(data))
+        except Exception:
+            return True
+
+    def _result(self) -> Optional[Normalized]:
+        try:
+            return self._acc.result()  # type: ignore[no-any-return]
+        except Exception:
+            return None
+
+    def _end_sync(self, exc: Optional[BaseException]) -> None:
+        if not self._done:
+            self._done = True
+            self._tracker._finish_sync(self._call, self._result(), exc)
+
+    async def _end_async(self, exc: Optional[BaseException]) -> None:
+        if not self._done:
+            self._done = True
+            await self._tracker._finish_async(self._call, self._result(), exc)
+
+    # sync
+    def __iter__(self) -> _TrackedStream:
+        return self
+
+    def __next__(self) -> Any:
+        if self._iter is None:
+            self._iter = iter(self._stream)
+        while True:
+            try:
+                chunk = next(self._iter)
+            except StopIteration:
+                self._end_sync(None)
+                raise
+            except BaseException as exc:
+                self._end_sync(exc)
+                raise
+            if self._take(chunk):
+                return chunk
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            self._end_sync(None)
+
+    def __enter__(self) -> _TrackedStream:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    # async
+    def __aiter__(self) -> _TrackedStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._iter is None:
+            self._iter = self._stream.__aiter__()
+        while True:
+            try:
+                chunk = await self._iter.__anext__()
+            except StopAsyncIteration:
+                await self._end_async(None)
+                raise
+            except BaseException as exc:
+                await self._end_async(exc)
+                raise
+            if self._take(chunk):
+                return chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.close()
+        finally:
+            await self._end_async(None)
+
+    async def __aenter__(self) -> _TrackedStream:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_done", True):
+            self._done = True
+            try:
+                self._tracker._finish_later(self._call, self._result())
+            except Exception:
+                pass
+
+
+class _TrackedHelper:
+    """Anthropic's ``messages.stream()`` manager: logs the message it accumulated when the block
+    ends, from the stream's own snapshot (nothing extra is read from the network)."""
+
+    def __init__(self, manager: Any, call: _Call, tracker: _Tracker) -> None:
+        self._manager = manager
+        self._call = call
+        self._tracker = tracker
+        self._stream: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._manager, name)
+
+    def _result(self) -> Optional[Normalized]:
+        try:
+            return snapshot(as_dict(getattr(self._stream, "current_message_snapshot", None)))
+        except Exception:
+            return None
+
+    def __enter__(self) -> Any:
+        self._stream = self._manager.__enter__()
+        return self._stream
+
+    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> Any:
+        try:
+            return self._manager.__exit__(exc_type, exc, tb)
+        finally:
+            self._tracker._finish_sync(self._call, self._result(), exc)
+
+    async def __aenter__(self) -> Any:
+        self._stream = await self._manager.__aenter__()
+        return self._stream
+
+    async def __aexit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> Any:
+        try:
+            return await self._manager.__aexit__(exc_type, exc, tb)
+        finally:
+            await self._tracker._finish_async(self._call, self._result(), exc)

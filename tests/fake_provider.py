@@ -1,0 +1,177 @@
+"""A local fake of the OpenAI and Anthropic HTTP APIs (JSON and server-sent events), so the real
+`openai` and `anthropic` client libraries can be tested end to end on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+from typing import Any, Optional
+
+from aiohttp import web
+
+
+def _last_user(messages: list[dict[str, Any]]) -> str:
+    for m in reversed(messages):
+        if m.get("role") == "user":
+            c = m.get("content")
+            if isinstance(c, list):
+                return " ".join(p.get("text", "") for p in c if isinstance(p, dict))
+            return str(c)
+    return ""
+
+
+class FakeProvider:
+    """Answers ``Hello #<n>: <last user message>``; model ``fail-500`` / ``fail-400`` fail."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self._n = itertools.count(1)
+        self.port = 0
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self._ready = threading.Event()
+
+    @property
+    def openai_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def anthropic_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _answer(self, prompt: str) -> str:
+        return f"Hello #{next(self._n)}: {prompt}"
+
+    @staticmethod
+    def _failure(model: str) -> Optional[web.Response]:
+        if model == "fail-500":
+            return web.json_response({"error": {"message": "the model crashed", "type": "server_error"}}, status=500)
+        if model == "fail-400":
+            return web.json_response({"error": {"message": "bad request", "type": "invalid_request_error"}},
+                                     status=400)
+        return None
+
+    async def _sse(self, request: web.Request, events: list[tuple[Optional[str], Any]]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for event, data in events:
+            text = (f"event: {event}\n" if event else "") + f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n"
+            await response.write(text.encode())
+            await asyncio.sleep(0.002)
+        await response.write_eof()
+        return response
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append({"path": request.path, "body": body, "headers": dict(request.headers)})
+        failed = self._failure(body.get("model", ""))
+        if failed:
+            return failed
+        answer = self._answer(_last_user(body.get("messages", [])))
+        usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18,
+                 "prompt_tokens_details": {"cached_tokens": 3}}
+        base = {"id": "chatcmpl-fake", "created": 1, "model": body["model"]}
+        if not body.get("stream"):
+            return web.json_response({**base, "object": "chat.completion", "choices": [{
+                "index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop",
+            }], "usage": usage})
+        chunk = {**base, "object": "chat.completion.chunk"}
+        words = answer.split(" ")
+        events: list[tuple[Optional[str], Any]] = [
+            (None, {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})]
+        for i, word in enumerate(words):
+            events.append((None, {**chunk, "choices": [{"index": 0, "delta": {"content": (" " if i else "") + word}}]}))
+        events.append((None, {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append((None, {**chunk, "choices": [], "usage": usage}))
+        events.append((None, "[DONE]"))
+        return await self._sse(request, events)
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append({"path": request.path, "body": body, "headers": dict(request.headers)})
+        failed = self._failure(body.get("model", ""))
+        if failed:
+            return failed
+        raw = body.get("input")
+        prompt = raw if isinstance(raw, str) else _last_user(raw or [])
+        answer = self._answer(prompt)
+        n = answer.split("#")[1].split(":")[0]
+        full = {
+            "id": f"resp_{n}", "object": "response", "created_at": 1, "model": body["model"], "status": "completed",
+            "output": [{"type": "message", "id": f"msg_{n}", "role": "assistant", "status": "completed",
+                        "content": [{"type": "output_text", "text": answer, "annotations": []}]}],
+            "usage": {"input_tokens": 9, "output_tokens": 5, "total_tokens": 14,
+                      "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 2}},
+            "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+        }
+        if not body.get("stream"):
+            return web.json_response(full)
+        created = {**full, "status": "in_progress", "output": [], "usage": None}
+        events: list[tuple[Optional[str], Any]] = [
+            ("response.created", {"type": "response.created", "sequence_number": 0, "response": created})]
+        for i, word in enumerate(answer.split(" ")):
+            events.append(("response.output_text.delta", {
+                "type": "response.output_text.delta", "sequence_number": i + 1, "item_id": f"msg_{n}",
+                "output_index": 0, "content_index": 0, "delta": (" " if i else "") + word, "logprobs": [],
+            }))
+        events.append(("response.completed", {"type": "response.completed", "sequence_number": 99, "response": full}))
+        return await self._sse(request, events)
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append({"path": request.path, "body": body, "headers": dict(request.headers)})
+        failed = self._failure(body.get("model", ""))
+        if failed:
+            return failed
+        answer = self._answer(_last_user(body.get("messages", [])))
+        message = {"id": "msg_fake", "type": "message", "role": "assistant", "model": body["model"],
+                   "content": [{"type": "text", "text": answer}], "stop_reason": "end_turn",
+                   "stop_sequence": None, "usage": {"input_tokens": 13, "output_tokens": 6}}
+        if not body.get("stream"):
+            return web.json_response(message)
+        start = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": 13, "output_tokens": 1}}
+        events: list[tuple[Optional[str], Any]] = [
+            ("message_start", {"type": "message_start", "message": start}),
+            ("content_block_start", {"type": "content_block_start", "index": 0,
+                                     "content_block": {"type": "text", "text": ""}}),
+        ]
+        for i, word in enumerate(answer.split(" ")):
+            events.append(("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                   "delta": {"type": "text_delta", "text": (" " if i else "") + word}}))
+        events += [
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                               "usage": {"output_tokens": 6}}),
+            ("message_stop", {"type": "message_stop"}),
+        ]
+        return await self._sse(request, events)
+
+    def _run(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_post("/v1/responses", self.responses)
+        app.router.add_post("/v1/messages", self.messages)
+        runner = web.AppRunner(app, access_log=None)
+        self.loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = runner.addresses[0][1]
+        self._runner = runner
+        self._ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(runner.cleanup())
+        self.loop.close()
+
+    def __enter__(self) -> FakeProvider:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
