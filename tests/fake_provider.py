@@ -56,7 +56,8 @@ class FakeProvider:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         for event, data in events:
-            text = (f"event: {event}\n" if event else "") + f"data: {data if isinstance(data, str) else json.dumps(data)}\n\n"
+            payload = data if isinstance(data, str) else json.dumps(data)
+            text = (f"event: {event}\n" if event else "") + f"data: {payload}\n\n"
             await response.write(text.encode())
             await asyncio.sleep(0.002)
         await response.write_eof()

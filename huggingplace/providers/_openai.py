@@ -32,10 +32,9 @@ class ChatCompletions:
     name = "openai"
 
     def matches(self, data: dict[str, Any]) -> bool:
-        return isinstance(data.get("choices"), list) and (
-            data.get("object") in ("chat.completion", "text_completion", None)
-            or str(data.get("object", "")).startswith("chat.completion")
-        )
+        kind = str(data.get("object") or "")
+        known = kind == "text_completion" or kind.startswith("chat.completion")
+        return isinstance(data.get("choices"), list) and known
 
     def normalize(self, data: dict[str, Any]) -> Normalized:
         choice = dig(data, "choices", 0) or {}
