@@ -17,6 +17,8 @@ TEST = [
     "types-requests",
     "openai>=1.30",
     "anthropic>=0.30",
+    "numpy",
+    "pydantic>=2",
 ]
 
 setup(
