@@ -188,8 +188,16 @@ class Pipeline:
         """On the worker's loop, between sends: overflow records to the spool."""
         with self._lock:
             spill, self._overflow = self._overflow, []
-        if spill:
-            self._spool_items(spill, reason="queue_full")
+        self._spool_items(spill, reason="queue_full")
+
+    def _drain(self) -> list[_Item]:
+        """Take everything still in memory on the caller's side: the queue and the overflow."""
+        with self._lock:
+            rest = [*self._queue, *self._overflow]
+            self._queue.clear()
+            self._overflow = []
+            self._queue_bytes = 0
+        return rest
 
     def _poke(self) -> None:
         wake = self._wake
@@ -252,13 +260,7 @@ class Pipeline:
                     pass
                 self._stopped.wait(max(0.0, timeout - (time.monotonic() - start)))
         # whatever the worker did not take (it never started, or is wedged): spool it here
-        with self._lock:
-            rest = list(self._queue) + self._overflow
-            self._queue.clear()
-            self._overflow = []
-            self._queue_bytes = 0
-        if rest:
-            self._spool_items(rest, reason="exit")
+        self._spool_items(self._drain(), reason="exit")
         _live.discard(self)
         return self.result()
 
@@ -294,6 +296,8 @@ class Pipeline:
     def _spool_items(self, items: list[_Item], *, reason: str) -> None:
         """Move records from memory to disk (write-ahead ones are already there: promote them)."""
         items = self._ready(items)
+        if not items:
+            return
         fresh = [i for i in items if i.wal is None]
         for item in items:
             if item.wal is not None:
@@ -382,15 +386,7 @@ class Pipeline:
             leftover = list(self._retry) + self._inflight
             self._retry.clear()
             self._inflight = []
-            if leftover:
-                self._spool_items(leftover, reason="exit")
-            with self._lock:
-                rest = list(self._queue) + self._overflow
-                self._queue.clear()
-                self._overflow = []
-                self._queue_bytes = 0
-            if rest:
-                self._spool_items(rest, reason="exit")
+            self._spool_items(leftover + self._drain(), reason="exit")
             await self._transport.aclose()
 
     async def _sleep(self, seconds: float) -> None:

@@ -6,6 +6,7 @@ environment after that.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Mapping, Optional, Union
 
@@ -144,12 +145,7 @@ def resolve_privacy(
         capture_content = True if flag is None else flag
     if before_send is not None and not callable(before_send):
         raise ConfigurationError(f"before_send must be a callable taking and returning a dict, got {before_send!r}")
-    raw_rate: object = sample_rate if sample_rate is not None else (_env(env, "HUGGINGPLACE_SAMPLE_RATE") or 1.0)
-    if isinstance(raw_rate, str):
-        try:
-            raw_rate = float(raw_rate)
-        except ValueError:
-            pass
+    raw_rate = sample_rate if sample_rate is not None else (_env(env, "HUGGINGPLACE_SAMPLE_RATE") or 1.0)
     rate = _number(raw_rate, "sample_rate", "HUGGINGPLACE_SAMPLE_RATE")
     if rate > 1:
         raise ConfigurationError(
@@ -174,9 +170,12 @@ def _env(environ: Mapping[str, str], name: str) -> str | None:
 
 
 def _number(value: object, name: str, env_name: str, *, integer: bool = False) -> float:
+    """A number >= 0 from an argument or an environment string; the error names both."""
     try:
-        number = int(str(value)) if integer and isinstance(value, str) else value
-        if isinstance(number, bool) or not isinstance(number, (int, float)):
+        if isinstance(value, str):
+            value = int(value) if integer else float(value)
+        number = value
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
             raise TypeError
     except (TypeError, ValueError):
         kind = "a whole number" if integer else "a number"
@@ -234,11 +233,6 @@ def resolve_options(
             f"mode must be 'prod' or 'dev' (from mode= or HUGGINGPLACE_MODE), got {chosen_mode!r}"
         )
     raw_timeout = timeout if timeout is not None else (_env(env, "HUGGINGPLACE_TIMEOUT") or DEFAULT_TIMEOUT)
-    if isinstance(raw_timeout, str):
-        try:
-            raw_timeout = float(raw_timeout)
-        except ValueError:
-            pass
     seconds = _number(raw_timeout, "timeout", "HUGGINGPLACE_TIMEOUT")
     if seconds == 0:
         raise ConfigurationError("timeout must be > 0 seconds (from timeout= or HUGGINGPLACE_TIMEOUT)")

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import threading
 from typing import Any, Optional
 
 from aiohttp import web
+
+from .servers import AppThread
 
 
 def _last_user(messages: list[dict[str, Any]]) -> str:
@@ -22,15 +23,13 @@ def _last_user(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
-class FakeProvider:
+class FakeProvider(AppThread):
     """Answers ``Hello #<n>: <last user message>``; model ``fail-500`` / ``fail-400`` fail."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[dict[str, Any]] = []
         self._n = itertools.count(1)
-        self.port = 0
-        self.loop: Optional[asyncio.AbstractEventLoop] = None
-        self._ready = threading.Event()
 
     @property
     def openai_url(self) -> str:
@@ -149,30 +148,9 @@ class FakeProvider:
         ]
         return await self._sse(request, events)
 
-    def _run(self) -> None:
-        self.loop = asyncio.new_event_loop()
+    def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/responses", self.responses)
         app.router.add_post("/v1/messages", self.messages)
-        runner = web.AppRunner(app, access_log=None)
-        self.loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        self.loop.run_until_complete(site.start())
-        self.port = runner.addresses[0][1]
-        self._runner = runner
-        self._ready.set()
-        self.loop.run_forever()
-        self.loop.run_until_complete(runner.cleanup())
-        self.loop.close()
-
-    def __enter__(self) -> FakeProvider:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.loop is not None
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
+        return app

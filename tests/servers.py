@@ -14,7 +14,46 @@ from aiohttp import web
 Reply = tuple[int, dict[str, str], Any]  # status, headers, JSON body (or bytes)
 
 
-class ScriptedServer:
+class AppThread:
+    """An aiohttp application served on a loopback port from its own thread and loop."""
+
+    def __init__(self) -> None:
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self._ready = threading.Event()
+        self.port = 0
+
+    def make_app(self) -> web.Application:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _run(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        runner = web.AppRunner(self.make_app(), access_log=None)
+        self.loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = runner.addresses[0][1]
+        self._ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(runner.cleanup())
+        self.loop.close()
+
+    def __enter__(self) -> Any:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+
+class ScriptedServer(AppThread):
     """An aiohttp server in a thread that answers the contract's route from a script.
 
     ``script`` is a list of replies used in order (the last one repeats) or a function of the
@@ -23,18 +62,12 @@ class ScriptedServer:
     """
 
     def __init__(self, script: list[Reply] | Callable[[int], Reply] | None = None, delay: float = 0.0) -> None:
+        super().__init__()
         self.script = script or [(200, {}, {"message": "stored"})]
         self.delay = delay
         self.requests: list[tuple[float, dict[str, str], Any]] = []
         self.paths: list[str] = []
         self.answered: list[int] = []  # request numbers whose answer was written
-        self.loop: Optional[asyncio.AbstractEventLoop] = None
-        self._ready = threading.Event()
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def _reply(self, n: int) -> Reply:
         if callable(self.script):
@@ -60,30 +93,10 @@ class ScriptedServer:
             return web.Response(status=status, headers=headers, body=payload)
         return web.json_response(payload, status=status, headers=headers)
 
-    def _run(self) -> None:
-        self.loop = asyncio.new_event_loop()
+    def make_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        self.loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self.loop.run_until_complete(site.start())
-        self.port = self._runner.addresses[0][1]
-        self._ready.set()
-        self.loop.run_forever()
-        self.loop.run_until_complete(self._runner.cleanup())
-        self.loop.close()
-
-    def __enter__(self) -> ScriptedServer:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.loop is not None
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
+        return app
 
     @property
     def bodies(self) -> list[Any]:
