@@ -386,7 +386,8 @@ class Pipeline:
             leftover = list(self._retry) + self._inflight
             self._retry.clear()
             self._inflight = []
-            self._spool_items(leftover + self._drain(), reason="exit")
+            # stopping: everything goes to disk; crashing: the queue waits for the next worker
+            self._spool_items(leftover + (self._drain() if self._stopping else []), reason="exit")
             await self._transport.aclose()
 
     async def _sleep(self, seconds: float) -> None:

@@ -31,7 +31,7 @@ _USAGE_KEYS = {
 }
 
 
-def _suggest(key: str, choices: Sequence[str]) -> str:
+def suggest(key: str, choices: Sequence[str]) -> str:
     close = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.6)
     return f"; did you mean `{close[0]}`?" if close else ""
 
@@ -49,7 +49,7 @@ def normalize(data: Mapping[str, Any], *, where: str = "log()") -> dict[str, tup
         name = ALIASES.get(key)
         if name is None:
             raise ValidationError(
-                f"{where} got an unknown field `{key}`{_suggest(key, list(ALIASES))} "
+                f"{where} got an unknown field `{key}`{suggest(key, list(ALIASES))} "
                 f"(the fields are listed in docs/fields.md)",
                 field=key,
             )
@@ -82,7 +82,7 @@ def _token_usage(key: str, value: Any) -> TokenUsage:
         canonical = _USAGE_KEYS.get(k) if isinstance(k, str) else None
         if canonical is None:
             raise ValidationError(
-                f"`{key}` has an unknown key {k!r}{_suggest(str(k), list(_USAGE_KEYS))}; "
+                f"`{key}` has an unknown key {k!r}{suggest(str(k), list(_USAGE_KEYS))}; "
                 "use prompt_tokens, completion_tokens, total_tokens",
                 field=f"{key}.{k}",
             )

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, TypeVar
 
 from ._exceptions import ValidationError
-from ._mapping import merge_defaults
+from ._mapping import merge_defaults, suggest
 from ._models import ErrorInfo, LogRecord, LogResult, Step
 from ._serialize import to_jsonable
 
@@ -105,11 +105,7 @@ def _update_step(step: Step, fields: Mapping[str, Any]) -> None:
     for key, value in fields.items():
         name = _STEP_FIELDS.get(key)
         if name is None:
-            from ._mapping import _suggest
-
-            raise ValidationError(
-                f"step got an unknown field `{key}`{_suggest(key, list(_STEP_FIELDS))}", field=key
-            )
+            raise ValidationError(f"step got an unknown field `{key}`{suggest(key, list(_STEP_FIELDS))}", field=key)
         if value is None:
             continue
         try:
@@ -212,6 +208,15 @@ class Session(_StepOwner):
 
     async def __aexit__(self, *exc_info: Any) -> None:
         self._exit()
+
+
+def _is_provider_response(value: Any) -> bool:
+    from .providers import as_dict, registry
+
+    try:
+        return registry.find(as_dict(value)) is not None
+    except Exception:
+        return False
 
 
 def _response_text(value: Any) -> str:
@@ -323,8 +328,11 @@ class Trace(_StepOwner):
             self._fields["user_prompt"] = ("user_prompt", prompt if isinstance(prompt, str) else _response_text(prompt))
 
     def _set_result(self, result: Any) -> None:
+        """The return value as the response: a provider response object is read by its
+        adapter (text, model, tokens), anything else becomes text."""
         if "response" not in self._fields:
-            self._fields["response"] = ("response", _response_text(result))
+            readable = not isinstance(result, str) and result is not None and _is_provider_response(result)
+            self._fields["response"] = ("response", result if readable else _response_text(result))
 
     def __call__(self, func: F) -> F:
         if inspect.iscoroutinefunction(func):

@@ -470,3 +470,43 @@ def test_spool_cli_status_and_purge(tmp_path: Path) -> None:
 def test_spool_directory_is_private(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "private")
     assert (os.stat(spool.directory).st_mode & 0o777) == 0o700
+
+
+def test_a_dead_worker_is_restarted_and_nothing_is_lost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    from huggingplace._background import Pipeline
+
+    real = Pipeline._cycle
+    calls = {"n": 0}
+
+    async def flaky(self: Pipeline) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("worker bug")
+        await real(self)
+
+    monkeypatch.setattr(Pipeline, "_cycle", flaky)
+    with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
+        hp = bg_client(c.url, tmp_path / "spool")
+        first = _log_many(hp, 5)
+        assert wait_for(lambda: not hp._pipeline._thread.is_alive(), timeout=5)  # type: ignore[union-attr]
+        later = _log_many(hp, 5, prefix="after")  # the next log() starts a new worker
+        hp.flush(10)
+        hp.close()
+        ids = first + later
+        assert _stored(c.db_path, ids) == set(ids)
+    assert "worker stopped unexpectedly" in caplog.text
+
+
+def test_close_interrupts_a_retry_after_pause(tmp_path: Path) -> None:
+    """The endpoint asks for a 30 s pause: close(1.0) does not wait it out, it spools."""
+    with ScriptedServer([(503, {"Retry-After": "30"}, {"error": "maintenance"})]) as server:
+        hp = bg_client(server.url, tmp_path / "spool")
+        ids = _log_many(hp, 3)
+        assert wait_for(lambda: len(server.requests) >= 3, timeout=5)
+        start = time.monotonic()
+        hp.close(1.0)
+        took = time.monotonic() - start
+    assert took < 3.0  # allow-timing: bounded by close's timeout, not by the 30 s pause
+    assert sorted(spooled_ids(tmp_path / "spool")) == sorted(ids)
+    assert_conserved(ids, set(), tmp_path / "spool", hp.stats())

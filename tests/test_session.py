@@ -306,3 +306,19 @@ def test_async_client_refuses_sync_trace_use() -> None:
         @hp.trace("x")
         def plain(q: str) -> str:
             return q
+
+
+def test_trace_reads_a_provider_response_returned_by_the_function() -> None:
+    """A decorated function returning a provider response logs its text, model and tokens."""
+    hp, t = _sync()
+
+    @hp.trace("gemini-call")
+    def ask(question: str) -> dict[str, Any]:
+        return {"candidates": [{"content": {"parts": [{"text": "Blue light scatters."}]}, "finishReason": "STOP"}],
+                "usageMetadata": {"promptTokenCount": 6, "candidatesTokenCount": 3, "totalTokenCount": 9},
+                "modelVersion": "gemini-2.5-flash"}
+
+    assert ask("Why is the sky blue?")["modelVersion"] == "gemini-2.5-flash"  # returned unchanged
+    body = t.payloads[0]
+    assert (body["ai_response"], body["llm_model"], body["token_count"]) == (
+        "Blue light scatters.", "gemini-2.5-flash", 9)
