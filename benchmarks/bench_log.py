@@ -13,7 +13,6 @@ import gc
 import json
 import os
 import socket
-import statistics
 import sys
 import tempfile
 import time
@@ -114,7 +113,7 @@ def main() -> None:
         for durable in (False, True):
             bg = HuggingPlace(api_key=key, org_id=org, base_url=url, background=True, durable=durable,
                               spool_dir=os.path.join(tmp, f"spool-{durable}"))
-            samples = timed(n, lambda i: bg.log(**record(i)))
+            samples = timed(n, lambda i, bg=bg: bg.log(**record(i)))
             bg.close(30)
             rows.append((f"HuggingPlace.log (background{', durable' if durable else ''})", samples))
         base = percentiles(post)[0]
