@@ -371,6 +371,7 @@ class Pipeline:
         self._batch_url: Optional[str] = None
         self._retry: deque[_Item] = deque()
         self._paused_until = 0.0
+        self._down = False  # failed past the retries: new records go to disk until a replay succeeds
         self._next_replay = 0.0  # replay the spool at start
         self._batch_deadline: Optional[float] = None
         self._inflight: list[_Item] = []
@@ -404,6 +405,12 @@ class Pipeline:
 
     async def _cycle(self) -> None:
         now = time.monotonic()
+        if self._down and self._queue:  # keep memory low and exit cheap while the endpoint is down
+            with self._lock:
+                chunk = [self._queue.popleft() for _ in range(min(len(self._queue), 1000))]
+                self._queue_bytes -= sum(i.size for i in chunk)
+            self._spool_items(chunk, reason="endpoint down")
+            return
         if now < self._paused_until:
             await self._sleep(self._paused_until - now)  # a poke (flush, close) re-checks early
             return
@@ -555,6 +562,7 @@ class Pipeline:
                 else:
                     hold.append(item)
         if hold:
+            self._down = True
             self._spool_items(hold, reason="undeliverable now")
         if pause:
             self._paused_until = time.monotonic() + pause
@@ -597,6 +605,7 @@ class Pipeline:
                 position += len(chunk)
                 for item, exc in zip(chunk, errors):
                     if exc is None:
+                        self._down = False
                         self.stats.add("sent")
                         self.stats.add("replayed")
                     elif _classify(exc) == _Outcome.REJECTED:
