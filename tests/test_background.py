@@ -472,24 +472,23 @@ def test_spool_directory_is_private(tmp_path: Path) -> None:
     assert (os.stat(spool.directory).st_mode & 0o777) == 0o700
 
 
-def test_a_dead_worker_is_restarted_and_nothing_is_lost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                         caplog: pytest.LogCaptureFixture) -> None:
-    from huggingplace._background import Pipeline
-
-    real = Pipeline._cycle
-    calls = {"n": 0}
-
-    async def flaky(self: Pipeline) -> None:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("worker bug")
-        await real(self)
-
-    monkeypatch.setattr(Pipeline, "_cycle", flaky)
+def test_a_dead_worker_is_restarted_and_nothing_is_lost(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
         hp = bg_client(c.url, tmp_path / "spool")
+        pipeline = hp._pipeline
+        assert pipeline is not None
+        real = pipeline._cycle
+        calls = {"n": 0}
+
+        async def flaky() -> None:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("worker bug")
+            await real()
+
+        pipeline._cycle = flaky  # type: ignore[method-assign]
         first = _log_many(hp, 5)
-        assert wait_for(lambda: not hp._pipeline._thread.is_alive(), timeout=5)  # type: ignore[union-attr]
+        assert wait_for(lambda: calls["n"] >= 1 and not pipeline._thread.is_alive(), timeout=10)  # type: ignore[union-attr]
         later = _log_many(hp, 5, prefix="after")  # the next log() starts a new worker
         hp.flush(10)
         hp.close()
