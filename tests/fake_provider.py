@@ -151,6 +151,7 @@ class FakeProvider(AppThread):
     def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self.chat)  # Azure
         app.router.add_post("/v1/responses", self.responses)
         app.router.add_post("/v1/messages", self.messages)
         return app

@@ -152,6 +152,18 @@ def test_async_openai_with_async_client(collector: LiveCollector, fake: FakeProv
     assert streamed["token_count"] == 18 and failed["status"] == "error"
 
 
+def test_azure_openai(collector: LiveCollector, fake: FakeProvider) -> None:
+    t = tag()
+    with HuggingPlace(**collector.options()) as hp:
+        client = hp.wrap(openai.AzureOpenAI(api_key="az-test", api_version="2024-10-21", max_retries=0,
+                                            azure_endpoint=f"http://127.0.0.1:{fake.port}"))
+        assert isinstance(client, openai.AzureOpenAI)
+        resp = client.chat.completions.create(model="my-gpt4o-deployment", messages=[{"role": "user", "content": t}])
+    assert fake.requests[-1]["path"] == "/openai/deployments/my-gpt4o-deployment/chat/completions"
+    (row,) = rows(collector, t)
+    assert row["ai_response"] == resp.choices[0].message.content and row["token_count"] == 18
+
+
 def test_untracked_parts_behave_as_the_original(collector: LiveCollector, fake: FakeProvider) -> None:
     t = tag()
     with HuggingPlace(**collector.options()) as hp:
