@@ -33,7 +33,7 @@ setup(
     package_data={"huggingplace": ["py.typed", "collector/*.html"]},
     install_requires=[
         "requests>=2.28",
-        "aiohttp>=3.8",
+        "aiohttp>=3.9",
         "attrs>=22.2",
         "tenacity>=8.2",
     ],
