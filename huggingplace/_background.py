@@ -75,7 +75,7 @@ def _estimate(record: LogRecord) -> int:
 
 
 class _Outcome:
-    SENT, REJECTED, RETRY, HOLD = "sent", "rejected", "retry", "hold"
+    REJECTED, RETRY, HOLD = "rejected", "retry", "hold"
 
 
 def _classify(exc: BaseException) -> str:

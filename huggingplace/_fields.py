@@ -52,22 +52,3 @@ BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
 
 #: every accepted spelling -> the SDK keyword
 ALIASES: dict[str, str] = {spelling: f.name for f in FIELDS for spelling in (f.name, *f.aliases)}
-
-#: keys of a step object on the wire, as the public HuggingPlace SDKs send them, plus timing
-STEP_KEYS = (
-    "step_name",
-    "type",
-    "status",
-    "time_ms",
-    "started_at",
-    "ended_at",
-    "error",
-    "user_question",
-    "prompt_response",
-    "llm_model",
-    "token",
-    "input_tokens",
-    "output_tokens",
-    "metadata",
-    "steps",
-)

@@ -259,7 +259,7 @@ class _Tracker:
         logger.warning("huggingplace could not log a wrapped call (the call itself was unaffected): %r", error)
 
     @staticmethod
-    def _normalize(raw: Any, kind: str) -> Optional[Normalized]:
+    def _normalize(raw: Any) -> Optional[Normalized]:
         try:
             return adapt(raw)
         except Exception:
@@ -283,7 +283,7 @@ class _Tracker:
                     raise
                 if _is_stream(result):
                     return _TrackedStream(result, call, self, kind, strip)
-                await self._finish_async(call, self._normalize(result, kind), None)
+                await self._finish_async(call, self._normalize(result), None)
                 return result
 
             return tracked_async
@@ -300,7 +300,7 @@ class _Tracker:
                 raise
             if _is_stream(result):
                 return _TrackedStream(result, call, self, kind, strip)
-            self._finish_sync(call, self._normalize(result, kind), None)
+            self._finish_sync(call, self._normalize(result), None)
             return result
 
         return tracked

@@ -238,7 +238,8 @@ def test_spool_is_bounded_and_eviction_is_counted(tmp_path: Path) -> None:
     hp.close(1.0)
     stats = hp.stats()
     assert stats.dropped.get("spool_full", 0) > 0
-    assert sum(p.stat().st_size for p in (tmp_path / "spool" / "ready").iterdir()) <= 20_000 + 5_000
+    sizes = [p.stat().st_size for p in (tmp_path / "spool" / "ready").iterdir()]
+    assert sum(sizes) <= 20_000 + 2 * max(sizes)  # the newest file of each of the two writers may overshoot
     assert_conserved(ids, set(), tmp_path / "spool", stats)
 
 
@@ -488,8 +489,9 @@ def test_a_dead_worker_is_restarted_and_nothing_is_lost(tmp_path: Path, caplog: 
 
         pipeline._cycle = flaky  # type: ignore[method-assign]
         first = _log_many(hp, 5)
-        assert wait_for(lambda: calls["n"] >= 1 and not pipeline._thread.is_alive(), timeout=10)  # type: ignore[union-attr]
-        later = _log_many(hp, 5, prefix="after")  # the next log() starts a new worker
+        assert wait_for(lambda: "worker stopped unexpectedly" in caplog.text, timeout=10)
+        later = _log_many(hp, 5, prefix="after")  # the next log() starts a new worker if none runs
+        assert pipeline._thread is not None and pipeline._thread.is_alive()
         hp.flush(10)
         hp.close()
         ids = first + later

@@ -3,7 +3,6 @@ LiteLLM, vLLM, Ollama's /v1, Together, Groq...): objects, dicts and stream chunk
 
 from __future__ import annotations
 
-import json
 from typing import Any, Optional
 
 from ._base import Normalized, count, dig
@@ -190,7 +189,3 @@ class OpenAICompatible:
     def normalize(self, data: dict[str, Any]) -> Normalized:
         n = ChatCompletions().normalize(data)
         return Normalized(**{**_fields(n), "provider": "openai-compatible" if n.provider == "openai" else n.provider})
-
-
-def tool_calls_json(calls: Any) -> str:
-    return json.dumps(calls, default=str)
