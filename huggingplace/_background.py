@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures.thread  # noqa: F401  (see below)
 import json
 import logging
 import os
@@ -43,6 +44,10 @@ from ._wire import Request, Response, encode, headers, parse_response, request_f
 __all__ = ["BackgroundConfig", "FlushResult", "Pipeline"]
 
 logger = logging.getLogger("huggingplace")
+
+# The worker's event loop resolves hosts through a thread pool, whose module Python imports
+# lazily. Imported here, on the importing thread, so that a fork() can never catch the worker in
+# the middle of that import and leave the child a half-initialised module.
 
 BATCH_HEADER = "huggingplace-batch-route"
 
