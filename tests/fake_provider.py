@@ -42,6 +42,11 @@ class FakeProvider(AppThread):
     def _answer(self, prompt: str) -> str:
         return f"Hello #{next(self._n)}: {prompt}"
 
+    async def _receive(self, request: web.Request) -> dict[str, Any]:
+        body: dict[str, Any] = await request.json()
+        self.requests.append({"path": request.path, "body": body, "headers": dict(request.headers)})
+        return body
+
     @staticmethod
     def _failure(model: str) -> Optional[web.Response]:
         if model == "fail-500":
@@ -63,8 +68,7 @@ class FakeProvider(AppThread):
         return response
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        self.requests.append({"path": request.path, "body": body, "headers": dict(request.headers)})
+        body = await self._receive(request)
         failed = self._failure(body.get("model", ""))
         if failed:
             return failed
@@ -89,8 +93,7 @@ class FakeProvider(AppThread):
         return await self._sse(request, events)
 
     async def responses(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        self.requests.append({"path": request.path, "body": body, "headers": dict(request.headers)})
+        body = await self._receive(request)
         failed = self._failure(body.get("model", ""))
         if failed:
             return failed
@@ -120,8 +123,7 @@ class FakeProvider(AppThread):
         return await self._sse(request, events)
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        self.requests.append({"path": request.path, "body": body, "headers": dict(request.headers)})
+        body = await self._receive(request)
         failed = self._failure(body.get("model", ""))
         if failed:
             return failed
