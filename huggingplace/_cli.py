@@ -99,8 +99,14 @@ def _spool(args: argparse.Namespace) -> int:
         spool = Spool(directory)
         if args.action == "status":
             st = spool.status()
+            since = ""
+            if st.oldest is not None:
+                import datetime as _dt
+
+                when = _dt.datetime.fromtimestamp(st.oldest, _dt.timezone.utc)
+                since = f", oldest spooled {when:%Y-%m-%d %H:%M:%S} UTC"
             print(
-                f"{st.directory}: {st.records} record(s) in {st.files} file(s), {st.bytes} bytes; "
+                f"{st.directory}: {st.records} record(s) in {st.files} file(s), {st.bytes} bytes{since}; "
                 f"{st.wal} write-ahead, {st.claimed} claimed, {st.quarantined} quarantined"
             )
         else:
@@ -110,11 +116,11 @@ def _spool(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     """Send every spooled record now with a foreground client from HUGGINGPLACE_* settings."""
-    from ._background import _classify, _Outcome
     from ._client import HuggingPlace
     from ._exceptions import HuggingPlaceError
+    from ._retry import Outcome, outcome
     from ._spool import Spool, SpoolCorrupt, default_spool_dir
-    from ._wire import request_for_payload
+    from ._wire import request_for_body
 
     with HuggingPlace() as hp:
         spool = Spool(args.dir or default_spool_dir(hp.options.base_url, hp.options.org_id))
@@ -129,15 +135,15 @@ def _replay(args: argparse.Namespace) -> int:
             if claim is None:
                 break
             remaining = []
-            for i, payload in enumerate(claim.payloads):
+            for i, (event_id, body) in enumerate(claim.entries):
                 try:
-                    hp._send(request_for_payload(payload, hp.options))
+                    hp._send(request_for_body(body, event_id, hp.options))
                     sent += 1
                 except HuggingPlaceError as exc:
-                    if _classify(exc) == _Outcome.REJECTED:
+                    if outcome(exc) is Outcome.REJECT:
                         rejected += 1
                         continue
-                    remaining = claim.payloads[i:]
+                    remaining = claim.entries[i:]
                     print(f"stopped: {exc}", file=sys.stderr)
                     break
             spool.finish(claim, remaining)

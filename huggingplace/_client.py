@@ -10,12 +10,14 @@ import asyncio
 import logging
 from typing import Any, Callable, ClassVar, Mapping, Optional, Union, overload
 
+import attrs
 import tenacity
 
 from ._background import FlushResult, Pipeline
 from ._config import Options, OrgId, env_flag, resolve_background, resolve_options, resolve_privacy
 from ._context import Context, current_scope
 from ._exceptions import APIError, HuggingPlaceError, ValidationError
+from ._internal import swallow
 from ._mapping import build_record, merge_defaults, normalize
 from ._models import LogRecord, LogResult, Step
 from ._privacy import Processor
@@ -64,6 +66,9 @@ class _BaseClient:
         max_field_chars: Optional[int] = None,
         max_record_bytes: Optional[int] = None,
         max_metadata_depth: Optional[int] = None,
+        exit_timeout: Optional[float] = None,
+        handle_signals: Optional[bool] = None,
+        transport: Any = None,
     ) -> None:
         if enabled is None:
             flag = env_flag("HUGGINGPLACE_ENABLED")
@@ -83,6 +88,7 @@ class _BaseClient:
         background_config = resolve_background(
             background, durable=durable, spool_dir=spool_dir, max_queue_size=max_queue_size, batch_size=batch_size,
             flush_interval=flush_interval, spool_max_bytes=spool_max_bytes, replay_interval=replay_interval,
+            exit_timeout=exit_timeout, handle_signals=handle_signals,
         )
         self._policy = RetryPolicy(
             max_retries=self._options.max_retries,
@@ -94,7 +100,7 @@ class _BaseClient:
         self._closed = False
         self._processor = Processor(privacy, self._stats)
         self._pipeline: Optional[Pipeline] = (
-            Pipeline(self._options, self._policy, self._stats, background_config, self._processor)
+            Pipeline(self._options, self._policy, self._stats, background_config, self._processor, transport)
             if background_config
             else None
         )
@@ -109,8 +115,13 @@ class _BaseClient:
         return self._options
 
     def stats(self) -> StatsSnapshot:
-        """Counters of what happened to every record this client was given."""
-        return self._stats.snapshot()
+        """Counters of what happened to every record this client was given; in background mode
+        also how many records wait in the spool (``on_disk``) and since when."""
+        snap = self._stats.snapshot()
+        if self._pipeline is None:
+            return snap
+        on_disk, since = self._pipeline.spool.waiting()
+        return attrs.evolve(snap, queued=self._pipeline.batcher.accepted, on_disk=on_disk, on_disk_since=since)
 
     @property
     def background(self) -> bool:
@@ -118,7 +129,7 @@ class _BaseClient:
         return self._pipeline is not None
 
     def _flush_result(self) -> FlushResult:
-        snap = self._stats.snapshot()
+        snap = self._stats.snapshot()  # foreground: every log() already finished
         return FlushResult(sent=snap.sent, spooled=snap.spooled, pending=0, dropped=snap.dropped_total,
                            rejected=snap.rejected)
 
@@ -181,14 +192,18 @@ class _BaseClient:
             if self._pipeline is None:
                 raise
             self._stats.add("rejected")
-            self._pipeline._warn_once(f"invalid:{exc.field}", "record rejected (counted): %s", exc)
+            # the field's name, never its value: a prompt may hold personal data
+            self._pipeline.warn_once(
+                f"invalid:{exc.field}", "a record was rejected (counted): field `%s` is invalid", exc.field
+            )
             return LogResult(event_id="", error=str(exc))
-        except Exception as exc:  # a bug of ours must not reach the host in background mode
+        except Exception as exc:  # anything else a caller passed: background mode never raises
             if self._pipeline is None:
-                raise
-            self._stats.drop("internal_error")
-            logger.exception("huggingplace could not build a record: %r", exc)
-            return LogResult(event_id="", error=repr(exc))
+                raise ValidationError(
+                    f"log() could not build a record from what it was given ({type(exc).__name__})"
+                ) from exc
+            swallow("building a record", exc, stats=self._stats, count="invalid_input")
+            return LogResult(event_id="", error=type(exc).__name__)
 
     def _enqueue(self, record: LogRecord) -> LogResult:
         assert self._pipeline is not None
@@ -304,7 +319,7 @@ class HuggingPlace(_BaseClient):
     _is_async = False
 
     def __init__(self, *, transport: Optional[Transport] = None, **options: Any) -> None:
-        super().__init__(**options)
+        super().__init__(transport=transport, **options)
         self._transport: Transport = transport or RequestsTransport()
         self._owns_transport = transport is None
 
@@ -348,9 +363,10 @@ class HuggingPlace(_BaseClient):
         In the foreground every log() already finished, so this returns at once."""
         return self._pipeline.flush(timeout) if self._pipeline is not None else self._flush_result()
 
-    def close(self, timeout: float = 2.0) -> FlushResult:
-        """Release connections. Background mode: send for up to ``timeout`` seconds and spool
-        whatever is left, so nothing is lost. Idempotent."""
+    def close(self, timeout: Optional[float] = None) -> FlushResult:
+        """Release connections. Background mode: send for up to ``timeout`` seconds (default:
+        the exit deadline, ``exit_timeout``) and spool whatever is left, so nothing is lost.
+        Idempotent: a second call returns the first one's result at once."""
         result = self._pipeline.close(timeout) if self._pipeline is not None else self._flush_result()
         if not self._closed:
             self._closed = True
@@ -375,7 +391,7 @@ class AsyncHuggingPlace(_BaseClient):
     _is_async = True
 
     def __init__(self, *, transport: Optional[AsyncTransport] = None, **options: Any) -> None:
-        super().__init__(**options)
+        super().__init__(transport=transport, **options)
         self._transport: AsyncTransport = transport or AiohttpTransport()
         self._owns_transport = transport is None
 
@@ -417,7 +433,7 @@ class AsyncHuggingPlace(_BaseClient):
             return self._flush_result()
         return await asyncio.to_thread(self._pipeline.flush, timeout)
 
-    async def close(self, timeout: float = 2.0) -> FlushResult:
+    async def close(self, timeout: Optional[float] = None) -> FlushResult:
         """Close the aiohttp session; background mode as :meth:`HuggingPlace.close`. Idempotent."""
         if self._pipeline is not None:
             result = await asyncio.to_thread(self._pipeline.close, timeout)

@@ -56,16 +56,19 @@ class BackgroundConfig:
     max_queue_bytes: int = 32 * 1024 * 1024
     batch_size: int = 100
     batch_bytes: int = 4 * 1024 * 1024
-    flush_interval: float = 1.0
-    concurrency: int = 4
+    flush_interval: float = 0.2  #: the longest a partial batch waits for company
+    concurrency: int = 8  #: requests in flight on the single-record route
     spool_dir: Optional[str] = None
     spool_max_bytes: int = 256 * 1024 * 1024
-    replay_interval: float = 10.0
+    replay_interval: float = 10.0  #: how often an idle worker looks for other processes' spool files
     durable: bool = False
     auth_pause: float = 30.0
     max_pause: float = 300.0
+    probe_max: float = 4.0  #: the cap of the probe backoff while the endpoint is down
     overflow_chunk: int = 256
-    exit_timeout: float = 2.0
+    exit_timeout: float = 3.0  #: the exit deadline: sending at exit / on SIGTERM stops after it
+    handle_signals: bool = True  #: chain a bounded flush onto SIGTERM / SIGINT (see docs/hosts.md)
+    idle_poll: float = 0.5  #: how often an idle worker looks at the queue
     use_batch_route: bool = True
 
 
@@ -95,6 +98,8 @@ def resolve_background(
     flush_interval: float | None = None,
     spool_max_bytes: int | None = None,
     replay_interval: float | None = None,
+    exit_timeout: float | None = None,
+    handle_signals: bool | None = None,
 ) -> BackgroundConfig | None:
     """The background configuration, or None for a foreground client."""
     if background is None:
@@ -106,7 +111,14 @@ def resolve_background(
             raise ConfigurationError("durable=True needs background=True (it is a background-delivery option)")
         return None
     values: dict[str, object] = {"durable": bool(durable)}
+    if handle_signals is None:
+        handle_signals = env_flag("HUGGINGPLACE_HANDLE_SIGNALS")
+    if handle_signals is not None:
+        values["handle_signals"] = bool(handle_signals)
+    if exit_timeout is None:
+        exit_timeout = _env(os.environ, "HUGGINGPLACE_EXIT_TIMEOUT")  # type: ignore[assignment]
     for name, value, integer in (
+        ("exit_timeout", exit_timeout, False),
         ("max_queue", max_queue_size, True),
         ("batch_size", batch_size, True),
         ("flush_interval", flush_interval, False),

@@ -154,7 +154,14 @@ def _object(name: str) -> Callable[[str, Any], Any]:
 def _timestamp(key: str, value: Any) -> _dt.datetime:
     if not isinstance(value, _dt.datetime):
         raise _fail(key, "timestamp", value)
-    return value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
+    value = value if value.tzinfo else value.replace(tzinfo=_dt.timezone.utc)
+    try:
+        utc = value.astimezone(_dt.timezone.utc)
+    except (OverflowError, ValueError):
+        utc = None
+    if utc is None or not 1970 <= utc.year <= 9999:
+        raise _fail(key, "timestamp", value, "between the years 1970 and 9999, UTC")
+    return utc  # type: ignore[no-any-return]
 
 
 def _mapping_table(key: str, value: Any) -> Any:

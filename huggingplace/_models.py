@@ -6,24 +6,32 @@ lives in ``_wire.py``. These classes only hold data.
 
 from __future__ import annotations
 
+import os
+import random
 import re
 import time
-import uuid
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional, Tuple, Union
 
 import attrs
 from attrs import validators as v
 
-__all__ = ["ErrorInfo", "TokenUsage", "Step", "LogRecord", "LogResult", "new_event_id", "utcnow"]
+__all__ = ["ErrorInfo", "TokenUsage", "Step", "LogRecord", "LogResult", "new_event_id", "utcnow", "MAX_INT"]
 
 _EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
 STATUSES = ("ok", "error")
 
 
+_ids = random.Random()  # seeded from os.urandom once, not on every call (a syscall on the hot path)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ids.seed)  # a forked child never repeats its parent's ids
+
+MAX_INT = 2**63 - 1  # what SQLite and most JSON consumers hold exactly; the collector agrees
+
+
 def new_event_id() -> str:
     """32 lowercase hex characters, unique per record, reused on every retry and replay."""
-    return uuid.uuid4().hex
+    return f"{_ids.getrandbits(128):032x}"
 
 
 def utcnow() -> datetime:
@@ -37,7 +45,7 @@ def _not_bool(inst: object, attribute: attrs.Attribute[Any], value: object) -> N
 
 def _count() -> Any:
     """A non-negative integer (bools refused)."""
-    return v.and_(_not_bool, v.instance_of(int), v.ge(0))
+    return v.and_(_not_bool, v.instance_of(int), v.ge(0), v.le(MAX_INT))
 
 
 def _opt(validator: Any) -> Any:

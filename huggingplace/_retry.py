@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import email.utils
+import enum
 import random
 import time
 from typing import Any, Callable
@@ -12,9 +13,15 @@ from typing import Any, Callable
 import attrs
 import tenacity
 
-from ._exceptions import APIError, APIStatusError
+from ._exceptions import (
+    APIError,
+    APIStatusError,
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 
-__all__ = ["RetryPolicy", "parse_retry_after", "is_retryable"]
+__all__ = ["RetryPolicy", "parse_retry_after", "is_retryable", "Outcome", "outcome", "retry_after_of"]
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -43,6 +50,30 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, APIError) and exc.retryable
+
+
+class Outcome(enum.Enum):
+    """What to do with a record after one attempt; the worker and ``spool replay`` both ask."""
+
+    SENT = "sent"  # stored (or already stored)
+    RETRY = "retry"  # transient: try again after a backoff
+    HOLD = "hold"  # a wrong key or URL: keep the record (spool) and pause, never drop it
+    REJECT = "reject"  # the endpoint refused this record: retrying cannot help
+
+
+def outcome(exc: BaseException | None) -> Outcome:
+    if exc is None:
+        return Outcome.SENT
+    if isinstance(exc, (AuthenticationError, PermissionDeniedError, NotFoundError)):
+        return Outcome.HOLD
+    if is_retryable(exc):
+        return Outcome.RETRY
+    return Outcome.REJECT
+
+
+def retry_after_of(exc: BaseException | None) -> float | None:
+    """The server's ``Retry-After`` in seconds, when the error carried one."""
+    return exc.retry_after if isinstance(exc, APIStatusError) else None
 
 
 @attrs.frozen

@@ -11,8 +11,10 @@ import datetime as _dt
 import decimal
 import enum
 import itertools
+import json
 import math
 import pathlib
+import re
 import uuid
 from collections import deque
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, Sequence, ValuesView
@@ -21,12 +23,35 @@ from typing import Any
 
 import attrs
 
-__all__ = ["to_jsonable", "format_timestamp", "MAX_DEPTH"]
+__all__ = ["to_jsonable", "format_timestamp", "MAX_DEPTH", "scrub_surrogates", "dumps"]
 
 MAX_DEPTH = 20
 MAX_BYTES = 4096  # bytes values larger than this are replaced by a size marker
 MAX_ITEMS = 10_000  # items kept from one list, dict or array
 ARRAY_HEAD = 100  # values shown from an array larger than MAX_ITEMS
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def scrub_surrogates(text: str) -> str:
+    """Lone surrogates (not valid Unicode, so not encodable as UTF-8) become U+FFFD. The SDK and
+    the collector both apply this, so they agree on what such a string turns into."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON that cannot fail on a JSON-safe value: lone surrogates are replaced
+    (as above); anything else that is not strict JSON (NaN, a ``datetime`` or ``set`` that a
+    ``before_send`` hook put back) goes through :func:`to_jsonable` first."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        text = json.dumps(to_jsonable(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return scrub_surrogates(text).encode("utf-8")
 
 
 def format_timestamp(value: _dt.datetime) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from typing import Mapping
+from typing import Mapping, Optional
 
 import attrs
 
@@ -32,6 +32,8 @@ class StatsSnapshot:
     replayed: int = 0
     redaction_failures: int = 0
     dropped: Mapping[str, int] = attrs.Factory(dict)
+    on_disk: int = 0  #: records waiting in the spool (background mode)
+    on_disk_since: Optional[float] = None  #: epoch seconds when the oldest of them was spooled
 
     @property
     def dropped_total(self) -> int:
@@ -48,7 +50,7 @@ class Stats:
 
     def reset(self) -> None:
         """Zero every counter with a new lock (a forked child starts its own accounting)."""
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # an RLock: a signal handler may snapshot mid-add
         self._counts: Counter[str] = Counter()
         self._dropped: Counter[str] = Counter()
 

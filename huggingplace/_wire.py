@@ -16,6 +16,7 @@ from ._exceptions import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
+    HuggingPlaceError,
     InternalServerError,
     NotFoundError,
     PermissionDeniedError,
@@ -25,10 +26,16 @@ from ._exceptions import (
 from ._fields import BY_NAME
 from ._models import ErrorInfo, LogRecord, LogResult, Step, TokenUsage
 from ._retry import parse_retry_after
-from ._serialize import format_timestamp, to_jsonable
+from ._serialize import dumps, format_timestamp, to_jsonable
 from ._version import __version__
 
-__all__ = ["Request", "Response", "to_payload", "step_to_wire", "build_request", "encode", "parse_response"]
+__all__ = [
+    "Request", "Response", "to_payload", "step_to_wire", "build_request", "encode", "parse_response",
+    "BATCH_HEADER", "batch_body", "batch_errors", "request_for_body",
+]
+
+#: the response header by which an endpoint advertises a batch route (the local collector does)
+BATCH_HEADER = "HuggingPlace-Batch-Route"
 
 SDK = {"name": "huggingplace-python", "version": __version__}
 USER_AGENT = f"huggingplace-python/{__version__}"
@@ -122,8 +129,8 @@ def to_payload(record: LogRecord, options: Options) -> dict[str, Any]:
 
 
 def encode(payload: Any) -> bytes:
-    """Compact UTF-8 JSON; the payload is already JSON-safe, so NaN is refused rather than sent."""
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    """Compact UTF-8 JSON that never fails (see :func:`_serialize.dumps`)."""
+    return dumps(payload)
 
 
 def headers(options: Options, event_id: str) -> dict[str, str]:
@@ -140,9 +147,44 @@ def build_request(record: LogRecord, options: Options) -> Request:
 
 
 def request_for_payload(payload: Mapping[str, Any], options: Options) -> Request:
-    """A request for a payload already built (a spooled record): same body, same event_id."""
+    """A request for a payload already built: same body, same event_id on every attempt."""
     event_id = str(payload.get("event_id", ""))
     return Request(url=options.url, headers=headers(options, event_id), body=encode(payload), event_id=event_id)
+
+
+def request_for_body(body: bytes, event_id: str, options: Options, url: str | None = None) -> Request:
+    """A request for a record already encoded (queued or spooled)."""
+    return Request(url=url or options.url, headers=headers(options, event_id), body=body, event_id=event_id)
+
+
+def batch_body(bodies: list[bytes]) -> bytes:
+    """The batch route's body, ``{"records": [...]}``, joined from records encoded one by one
+    (so that one record that cannot be encoded never costs the others)."""
+    return b'{"records":[' + b",".join(bodies) + b"]}"
+
+
+def batch_errors(response: Response, request: Request, event_ids: list[str]) -> list[HuggingPlaceError | None] | None:
+    """Per-record outcomes of a batch answer (``{"results": [{"status": ...}, ...]}``): None for
+    a stored record, the error the single route would have raised otherwise. Returns None when
+    the answer is not such a list (the caller then sends the records one by one)."""
+    data = _decode(response.body)
+    results = data.get("results") if isinstance(data, Mapping) else None
+    if not isinstance(results, list) or len(results) != len(event_ids):
+        return None
+    out: list[HuggingPlaceError | None] = []
+    for event_id, result in zip(event_ids, results):
+        status = result.get("status") if isinstance(result, Mapping) else None
+        if not isinstance(status, int):
+            return None
+        if 200 <= status < 300:
+            out.append(None)
+            continue
+        single = Response(status, {}, json.dumps(result).encode())
+        try:
+            parse_response(single, attrs.evolve(request, event_id=event_id))
+        except HuggingPlaceError as exc:
+            out.append(exc)
+    return out
 
 
 def _decode(body: bytes) -> Any:

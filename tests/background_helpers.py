@@ -31,9 +31,18 @@ def bg_client(base_url: str, spool_dir: Path, **options: Any) -> HuggingPlace:
     return fast(HuggingPlace(**settings))
 
 
+def entries(*payloads: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """Spool entries (event_id, body) for payloads, as the worker writes them."""
+    from huggingplace._serialize import dumps
+
+    return [(str(p.get("event_id", "")), dumps(p)) for p in payloads]
+
+
 def spooled_ids(directory: Path) -> list[str]:
     """event_ids of every record waiting in a spool directory (ready and write-ahead files)."""
     ids: list[str] = []
+    if not directory.is_dir():
+        return ids
     for sub in ("ready", "wal"):
         for path in sorted((directory / sub).rglob("*.hps")):
             ids.extend(p["event_id"] for p in _decode(path.read_bytes()))

@@ -17,6 +17,21 @@ OTHER_KEY = "hp_test_" + "o" * 24
 
 
 @pytest.fixture(autouse=True)
+def internal_errors() -> Iterator[list[tuple[str, BaseException]]]:
+    """Every error the SDK swallows to protect the host app fails the test that caused it
+    (sentry-python's ``internal_exceptions`` idea); a test that causes one on purpose takes this
+    fixture and clears the list."""
+    from huggingplace import _internal
+
+    seen: list[tuple[str, BaseException]] = []
+    hook = lambda where, exc: seen.append((where, exc))  # noqa: E731
+    _internal.hooks.append(hook)
+    yield seen
+    _internal.hooks.remove(hook)
+    assert not seen, f"the SDK swallowed internal errors: {seen!r}"
+
+
+@pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """No HUGGINGPLACE_* variable from the machine leaks into a test."""
     for name in list(os.environ):

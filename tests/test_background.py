@@ -20,7 +20,7 @@ from huggingplace import AsyncHuggingPlace, HuggingPlace
 from huggingplace._spool import Spool
 from huggingplace.collector import Collector
 
-from .background_helpers import assert_conserved, bg_client, fast, spooled_ids, wait_for
+from .background_helpers import assert_conserved, bg_client, entries, fast, spooled_ids, wait_for
 from .conftest import KEY
 from .servers import ResettingServer, ScriptedServer, SilentServer, closed_port
 
@@ -194,7 +194,9 @@ def test_refused_records_are_counted_with_the_servers_message(
         ids = _log_many(hp, 3)
         hp.close()
     assert hp.stats().rejected == 3
-    assert "`llm_model` is too long" in caplog.text
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 3 and all("HTTP 422" in w and "`llm_model`" in w for w in warnings)
+    assert {i for i in ids if any(i in w for w in warnings)} == set(ids)  # each line names its record
     assert_conserved(ids, set(), tmp_path / "spool", hp.stats())
 
 
@@ -218,16 +220,20 @@ def test_corrupt_spool_files_are_quarantined_and_counted(tmp_path: Path) -> None
     spool_dir = tmp_path / "spool"
     good = Spool(spool_dir)
     payload = {"user_prompt": "q", "ai_response": "a", "org_id": "org-a", "mode": "prod", "event_id": "c" * 32}
-    good.write([payload])
-    (spool_dir / "ready" / "00000000000000000001-1-bad.hps").write_bytes(b'{"v": 1, "n": 3, "crc": 1}\ngarbage\n')
+    good.write(entries(payload))
+    # a file whose header claims a billion records but whose body holds two and some garbage
+    body = b"".join(b"%s\t%s\n" % (e.encode(), b) for e, b in entries({"event_id": "d" * 32}, {"event_id": "e" * 32}))
+    (spool_dir / "ready" / "00000000000000000001-1-bad.hps").write_bytes(
+        b'{"v": 2, "n": 1000000000, "crc": 1}\n' + body + b"garbage\n"
+    )
     (spool_dir / "ready" / "00000000000000000002-1-empty.hps").write_bytes(b"")
     with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
         hp = bg_client(c.url, spool_dir)
         hp.log(user_prompt="wake", response="a")
         assert wait_for(lambda: len(_stored(c.db_path, ["c" * 32])) == 1, timeout=10)
         hp.close()
-    assert hp.stats().dropped["spool_corrupt"] == 4
-    assert len(list((spool_dir / "quarantine").iterdir())) == 2
+    assert hp.stats().dropped["spool_corrupt"] == 2  # what the files provably held, never their header's claim
+    assert len(list((spool_dir / "quarantine").iterdir())) == 2  # set aside, not deleted
 
 
 def test_spool_is_bounded_and_eviction_is_counted(tmp_path: Path) -> None:
@@ -271,7 +277,7 @@ def test_batch_route_end_to_end_with_the_collector(tmp_path: Path) -> None:
         hp.close()
         stored = _stored(c.db_path, ids)
     assert stored == set(ids)
-    assert hp._pipeline._batch_url is None or hp._pipeline._batch_url.endswith("/batch")
+    assert hp._pipeline.worker.batch_url is not None and hp._pipeline.worker.batch_url.endswith("/batch")
     assert_conserved(ids, stored, tmp_path / "spool", hp.stats())
 
 
@@ -405,8 +411,9 @@ def test_fork_with_a_busy_client_delivers_from_both_processes(tmp_path: Path) ->
         assert all(pending == 0 and sent == 50 for _, pending, sent in data["children"]), (data["children"], err)
         assert data["sent"] + data["spooled"] == len(data["parent"])
         stored = _stored(c.db_path, every)
-        (spool_dir,) = [p for p in (tmp_path / "spool").iterdir() if p.is_dir()] or [tmp_path / "spool"]
-        spooled = set(spooled_ids(spool_dir)) if (spool_dir / "ready").exists() else set()
+        root = tmp_path / "spool"
+        dirs = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+        spooled = {i for d in dirs for i in spooled_ids(d)}
         assert stored | spooled == set(every) and len(stored) == data["sent"] + 150
 
 
@@ -440,7 +447,8 @@ def test_processes_sharing_a_spool_send_each_file_once(tmp_path: Path) -> None:
     for i in range(40):
         event_id = f"{i:032x}"
         ids.append(event_id)
-        spool.write([{"user_prompt": "q", "ai_response": "a", "org_id": "org-a", "mode": "prod", "event_id": event_id}])
+        spool.write(entries({"user_prompt": "q", "ai_response": "a", "org_id": "org-a", "mode": "prod",
+                             "event_id": event_id}))
     with ScriptedServer(delay=0.01) as server:
         env = {**os.environ, **SCRIPT_ENV, **_env(server.url, tmp_path)}
         procs = [
@@ -457,7 +465,7 @@ def test_processes_sharing_a_spool_send_each_file_once(tmp_path: Path) -> None:
 
 def test_spool_cli_status_and_purge(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "s")
-    spool.write([{"event_id": "a" * 32}, {"event_id": "b" * 32}])
+    spool.write(entries({"event_id": "a" * 32}, {"event_id": "b" * 32}))
     env = {**os.environ, **SCRIPT_ENV}
     status = subprocess.run([sys.executable, "-m", "huggingplace", "spool", "status", "--dir", str(tmp_path / "s")],
                             env=env, capture_output=True, text=True, check=True).stdout
@@ -470,33 +478,42 @@ def test_spool_cli_status_and_purge(tmp_path: Path) -> None:
 
 def test_spool_directory_is_private(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "private")
+    assert not spool.directory.exists()  # made on first use, never by the constructor
+    spool.write(entries({"event_id": "a" * 32}))
     assert (os.stat(spool.directory).st_mode & 0o777) == 0o700
+    assert all((os.stat(d).st_mode & 0o777) == 0o700 for d in spool.directory.iterdir())
 
 
-def test_a_dead_worker_is_restarted_and_nothing_is_lost(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failing_worker_cycle_is_counted_and_loses_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, internal_errors: list[tuple[str, BaseException]]
+) -> None:
+    """A bug of ours inside the worker: swallowed, logged without payload, counted; the worker
+    goes on and every record still arrives."""
     with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
         hp = bg_client(c.url, tmp_path / "spool")
-        pipeline = hp._pipeline
-        assert pipeline is not None
-        real = pipeline._cycle
+        worker = hp._pipeline.worker
+        real = worker._cycle
         calls = {"n": 0}
 
-        async def flaky() -> None:
+        async def flaky() -> bool:
             calls["n"] += 1
-            if calls["n"] == 1:
-                raise RuntimeError("worker bug")
-            await real()
+            if calls["n"] == 2:
+                raise RuntimeError("worker bug q0")
+            return await real()
 
-        pipeline._cycle = flaky  # type: ignore[method-assign]
+        worker._cycle = flaky  # type: ignore[method-assign]
         first = _log_many(hp, 5)
-        assert wait_for(lambda: "worker stopped unexpectedly" in caplog.text, timeout=10)
-        later = _log_many(hp, 5, prefix="after")  # the next log() starts a new worker if none runs
-        assert pipeline._thread is not None and pipeline._thread.is_alive()
+        assert wait_for(lambda: calls["n"] >= 3, timeout=10)
+        later = _log_many(hp, 5, prefix="after")
+        assert worker.alive
         hp.flush(10)
         hp.close()
         ids = first + later
         assert _stored(c.db_path, ids) == set(ids)
-    assert "worker stopped unexpectedly" in caplog.text
+    assert [where for where, _ in internal_errors] == ["worker"]
+    internal_errors.clear()  # expected here: the test caused it
+    assert hp.stats().dropped.get("internal_error") == 1
+    assert "q0" not in caplog.text  # the exception's message is not logged at all
 
 
 def test_close_interrupts_a_retry_after_pause(tmp_path: Path) -> None:

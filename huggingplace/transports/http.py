@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import requests
 import requests.adapters
 
 from .._exceptions import APIConnectionError, APITimeoutError
 from .._wire import Request, Response
+from ._env import Proxies
 
 
 class RequestsTransport:
@@ -19,12 +22,19 @@ class RequestsTransport:
             adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool_maxsize, max_retries=0)
             self._session.mount("http://", adapter)
             self._session.mount("https://", adapter)
-            self._session.trust_env = True
+            # the environment (proxies, CA bundle) is read once here, not on every post
+            self._session.trust_env = False
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if bundle:
+                self._session.verify = bundle
+        self._proxies = Proxies()
 
     def send(self, request: Request, *, timeout: float) -> Response:
         try:
+            proxy = self._proxies.for_url(request.url) if self._owns_session else None
             answer = self._session.post(
-                request.url, data=request.body, headers=dict(request.headers), timeout=timeout, allow_redirects=False
+                request.url, data=request.body, headers=dict(request.headers), timeout=timeout, allow_redirects=False,
+                proxies={"http": proxy, "https": proxy} if proxy else None,
             )
         except requests.Timeout as exc:
             raise APITimeoutError(f"no answer from {request.url} within {timeout:g} s", url=request.url) from exc

@@ -1,0 +1,171 @@
+"""Delivering at process stop, in every host, with no user code.
+
+Hooks are registered when the first background pipeline starts in a process (never at import),
+and again in a forked child, whose host may have reset them:
+
+- ``atexit``: close every pipeline within one shared exit deadline. The send path touches no
+  thread pool (Python shuts those down before ``atexit`` runs), so this delivers.
+- SIGTERM and SIGINT: a handler that chains to the one it found. With the default action there,
+  it closes the pipelines (bounded), restores the default and raises the signal again, so the
+  process still dies by that signal. With a host's own handler there (uvicorn, gunicorn, Celery),
+  it flushes (bounded), then calls that handler, last, so the host's graceful stop goes on as
+  before. An ignored signal, or a handler installed from C, is left alone.
+- Worker processes of ``multiprocessing`` and ``concurrent.futures`` leave through ``os._exit``,
+  which skips ``atexit``: a ``multiprocessing.util.Finalize`` closes the pipelines there. A Celery
+  prefork child does the same from ``worker_process_shutdown``.
+- After ``fork()``, the child gets fresh queues and worker; the parent's records stay the
+  parent's, and the child's hooks are installed again on its first use.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from ._internal import swallow
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._background import Pipeline
+
+__all__ = ["register", "forget", "started", "close_all", "flush_all", "install_signal_handlers"]
+
+logger = logging.getLogger("huggingplace")
+
+_live: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+_inherited: list[Any] = []  # a forked child's copies of its parent's workers, kept from __del__
+_hooked_pid: Optional[int] = None
+_atexit_done = False
+_fork_done = False
+_MARK = "_huggingplace_chained"
+
+
+def register(pipeline: Pipeline) -> None:
+    _live.add(pipeline)
+
+
+def forget(pipeline: Pipeline) -> None:
+    _live.discard(pipeline)
+
+
+def _mine() -> list[Pipeline]:
+    return [p for p in list(_live) if not p.closed]
+
+
+def close_all(timeout: Optional[float] = None) -> None:
+    """Close every background pipeline of this process within one shared deadline."""
+    pipelines = _mine()
+    if not pipelines:
+        return
+    budget = max(p.config.exit_timeout for p in pipelines) if timeout is None else timeout
+    deadline = time.monotonic() + budget
+    for pipeline in pipelines:
+        try:
+            pipeline.close(max(0.0, deadline - time.monotonic()))
+        except Exception as exc:  # never raise at interpreter exit
+            swallow("closing at exit", exc, stats=pipeline.stats)
+
+
+def flush_all(timeout: Optional[float] = None) -> None:
+    """Flush every background pipeline of this process within one shared deadline."""
+    pipelines = _mine()
+    if not pipelines:
+        return
+    budget = max(p.config.exit_timeout for p in pipelines) if timeout is None else timeout
+    deadline = time.monotonic() + budget
+    for pipeline in pipelines:
+        try:
+            pipeline.flush(max(0.0, deadline - time.monotonic()))
+        except Exception as exc:
+            swallow("flushing on a signal", exc, stats=pipeline.stats)
+
+
+# ---- installing ---------------------------------------------------------------------------------
+def started(pipeline: Pipeline) -> None:
+    """A pipeline's worker starts: make sure this process's hooks are in place (once per pid)."""
+    global _hooked_pid, _atexit_done, _fork_done
+    pid = os.getpid()
+    if _hooked_pid == pid:
+        return
+    _hooked_pid = pid
+    if not _atexit_done:
+        atexit.register(close_all)
+        _atexit_done = True
+    if not _fork_done and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_child)
+        _fork_done = True
+    if pipeline.config.handle_signals:
+        install_signal_handlers()
+    _process_hooks()
+
+
+def _process_hooks() -> None:
+    """Worker processes that exit through ``os._exit`` (no ``atexit``)."""
+    mp = sys.modules.get("multiprocessing")
+    if mp is not None:
+        try:
+            if mp.current_process().name != "MainProcess":
+                import multiprocessing.util
+
+                multiprocessing.util.Finalize(None, close_all, exitpriority=10)
+        except Exception as exc:  # pragma: no cover
+            swallow("multiprocessing hook", exc)
+    if "celery" in sys.modules:
+        try:
+            from celery import signals  # type: ignore[import-untyped]
+
+            signals.worker_process_shutdown.connect(_celery_shutdown, weak=False)
+        except Exception as exc:  # pragma: no cover
+            swallow("celery hook", exc)
+
+
+def _celery_shutdown(*args: Any, **kwargs: Any) -> None:
+    close_all()
+
+
+def _after_fork_child() -> None:
+    global _hooked_pid
+    _hooked_pid = None
+    for pipeline in list(_live):
+        old = pipeline.after_fork()
+        if old is not None:
+            _inherited.append(old)
+
+
+def install_signal_handlers(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> bool:
+    """Chain a bounded flush onto SIGTERM and SIGINT (see the module docstring). Only from the
+    main thread and not during interpreter shutdown; never twice; returns whether it did."""
+    if threading.current_thread() is not threading.main_thread() or sys.is_finalizing():
+        return False
+    done = False
+    for signum in signals:
+        previous = signal.getsignal(signum)
+        if previous is None or previous == signal.SIG_IGN or getattr(previous, _MARK, False):
+            continue
+        try:
+            signal.signal(signum, _chained(signum, previous))
+            done = True
+        except (ValueError, OSError):  # pragma: no cover - not the main interpreter
+            continue
+    return done
+
+
+def _chained(signum: int, previous: Any) -> Callable[[int, Any], None]:
+    def handler(sig: int, frame: Any) -> None:
+        if previous == signal.SIG_DFL:  # the process ends here: close, then die by the signal
+            close_all()
+            signal.signal(sig, signal.SIG_DFL)
+            os.kill(os.getpid(), sig)
+            return
+        flush_all()  # the host stops gracefully: send what we hold, then let it
+        if callable(previous):
+            previous(sig, frame)
+
+    setattr(handler, _MARK, True)
+    return handler

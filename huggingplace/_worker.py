@@ -1,0 +1,568 @@
+"""The background worker: one daemon thread running its own asyncio loop, which encodes records,
+sends them, retries, and moves what cannot be sent to the spool. Apart from ``durable=True``
+write-ahead files it is the only writer of the spool.
+
+Its rules, in the order a cycle applies them:
+
+- a flush or close asks for everything now (and a probe at once if the endpoint is down);
+- a pause (``Retry-After``, backoff) holds every request of the pipeline, not only one;
+- while the endpoint is down, the queue moves to disk (memory stays low, exit stays cheap) and
+  a probe goes out with a backoff that starts at a quarter second and is capped at a few;
+- while it is up, batches go out at the route's speed (``concurrency`` requests in flight),
+  then the spool drains through the same path;
+- a record that cannot be encoded is rejected and counted on its own; nothing a record holds
+  can stop the worker (an internal error is swallowed, counted, and the cycle goes on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, Optional
+
+from ._batcher import Item
+from ._exceptions import HuggingPlaceError
+from ._internal import swallow
+from ._retry import Outcome, outcome, retry_after_of
+from ._spool import Entry, SpoolCorrupt
+from ._wire import BATCH_HEADER, Response, batch_body, batch_errors, parse_response, request_for_body, to_payload
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._background import Pipeline
+
+__all__ = ["Worker", "PROBE_MIN", "PROBE_MAX"]
+
+logger = logging.getLogger("huggingplace")
+
+PROBE_MIN = 0.25  # first probe after the endpoint went down (seconds)
+PROBE_MAX = 4.0  # the probe backoff's cap
+SPOOL_RETRY = 1.0  # how often an unusable spool is tried again
+
+
+class _NotSent(Exception):
+    """A request held back because the pipeline was paused; put back without an attempt."""
+
+
+NOT_SENT = _NotSent()
+
+
+class Worker:
+    """The thread, its loop, and every decision that needs the network or the disk."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.p = pipeline
+        self.thread: Optional[threading.Thread] = None
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.stopped = threading.Event()
+        self.held: deque[Item] = deque()  # records to send before the queue (retries, unsent)
+        self.inflight: list[Item] = []
+        self.down = False
+        self.probe_at = 0.0
+        self.probe_delay = PROBE_MIN
+        self.paused_until = 0.0
+        self.batch_url: Optional[str] = None
+        self.backlog = True  # the spool may hold records until a look says otherwise
+        self.next_look = 0.0
+        self.spool_retry_at = 0.0
+        self.flush_seen = 0
+        self.looked_gen = -1  # the flush generation at which the spool was last seen empty
+        self.probe_failed_gen = -1  # ... at which a probe last failed
+        self.hurry = False
+        self._wake: Optional[asyncio.Event] = None
+        self._task: Optional[asyncio.Task[Any]] = None
+        self._transport: Any = None
+        self._owns_transport = False
+
+    # ==== life ==================================================================================
+    def start(self) -> bool:
+        """Start the thread; False when Python refuses (at interpreter shutdown, 3.12)."""
+        self.stopped.clear()
+        thread = threading.Thread(target=self._run, name="huggingplace-worker", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:
+            return False
+        self.thread = thread
+        return True
+
+    @property
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self.main())
+        except BaseException as exc:  # pragma: no cover - main() already guards every cycle
+            swallow("worker thread", exc, stats=self.p.stats)
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+                self.loop = None
+                self.p.running = False
+                self.stopped.set()
+                self.p.notify()
+
+    def run_inline(self) -> None:
+        """Run the worker on the calling thread until it stops (when no thread can start)."""
+        self.stopped.clear()
+        self._run()
+
+    def wake(self) -> None:
+        loop, wake = self.loop, self._wake
+        if loop is not None and wake is not None:
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+
+    def cancel(self) -> None:
+        """Cut the current send short (close() past its deadline); what was in flight is spooled."""
+        loop, task = self.loop, self._task
+        if loop is not None and task is not None:
+            try:
+                loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:
+                pass
+
+    async def main(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._task = asyncio.current_task()
+        self._transport, self._owns_transport = self.p.make_transport()
+        try:
+            self.p.spool.recover()
+        except OSError as exc:
+            self.p.warn_once("recover", "spool recovery failed (%s); continuing", type(exc).__name__)
+        try:
+            while True:
+                try:
+                    if await self._cycle():
+                        break
+                except asyncio.CancelledError:
+                    break
+                except Exception as exc:  # a bug of ours: counted, the records kept, the worker goes on
+                    swallow("worker", exc, stats=self.p.stats)
+                    self._put_back_inflight()
+                    await asyncio.sleep(0.05)
+                finally:
+                    self.p.notify()
+        finally:
+            self._put_back_inflight()
+            if self.p.stopping:  # whatever is still in memory goes to disk (or is counted)
+                self.spool_items([*self.held, *self.p.batcher.drain()], reason="exit")
+                self.held.clear()
+            if self._owns_transport:
+                try:
+                    await self._transport.aclose()
+                except Exception as exc:  # pragma: no cover
+                    swallow("closing the transport", exc)
+
+    def _put_back_inflight(self) -> None:
+        if self.inflight:
+            self.held.extendleft(reversed(self.inflight))
+            self.inflight = []
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` or until woken (flush, close, overflow)."""
+        assert self._wake is not None and self.loop is not None
+        self._wake.clear()
+        handle = self.loop.call_later(max(0.0, seconds), self._wake.set)
+        try:
+            await self._wake.wait()
+        finally:
+            handle.cancel()
+
+    # ==== the cycle =============================================================================
+    async def _cycle(self) -> bool:
+        """One step of work; True when the worker should stop."""
+        p = self.p
+        now = time.monotonic()
+        if p.flush_gen != self.flush_seen:  # a flush or close asks: everything now
+            self.flush_seen = p.flush_gen
+            self.hurry = True
+            self.backlog = True  # a flush always looks at the spool (another process may have written)
+            self.next_look = now
+            if self.down:
+                self.probe_at = now
+        self._spill_overflow()
+        if p.stopping and now >= p.stop_deadline:
+            return True
+        if now < self.paused_until:
+            await self._sleep(min(self.paused_until, p.stop_deadline) - now)
+            return False
+        if self.down:
+            return await self._while_down(now)
+        due = p.batcher.due_in(now, hurry=self.hurry or p.stopping)
+        if self.held or due == 0.0:
+            await self._deliver(self._take())
+            return False
+        if self.backlog and now >= self.next_look:
+            await self.replay_one()
+            return False
+        if p.stopping:
+            return True  # nothing left in memory, nothing on disk we could send
+        self.hurry = False
+        wait = p.config.idle_poll if due is None else due
+        if self.backlog:
+            wait = min(wait, max(0.0, self.next_look - now))
+        await self._sleep(wait)
+        return False
+
+    async def _while_down(self, now: float) -> bool:
+        p = self.p
+        if p.batcher.queued and (p.spool_usable or now >= self.spool_retry_at):
+            self.spool_items(p.batcher.take(limit=1000), reason="endpoint down")
+            return False
+        if now >= self.probe_at:
+            await self._probe()
+            return False
+        if p.stopping and self.probe_failed_gen >= p.flush_gen:
+            return True  # the endpoint is down at exit: memory went to disk, done
+        await self._sleep(self.probe_at - now)
+        return False
+
+    def _take(self) -> list[Item]:
+        size = self.p.batcher.batch_size
+        batch: list[Item] = []
+        while self.held and len(batch) < size:
+            batch.append(self.held.popleft())
+        if len(batch) < size:
+            batch.extend(self.p.batcher.take(size - len(batch)))
+        return batch
+
+    def _spill_overflow(self) -> None:
+        batcher = self.p.batcher
+        while True:
+            chunk = batcher.take_overflow(batcher.overflow_chunk)
+            if not chunk:
+                return
+            self.spool_items(chunk, reason="queue full", room=False)
+
+    # ==== encoding ==============================================================================
+    def prepare(self, items: list[Item]) -> list[Item]:
+        """Encode records (privacy processing included) one by one: one that fails is rejected
+        and counted alone; one that ``before_send`` dropped is settled (it counted the drop)."""
+        p = self.p
+        kept: list[Item] = []
+        for item in items:
+            if item.body is None:
+                try:
+                    payload = p.processor.process(to_payload(item.record, p.options))
+                    if payload is None:
+                        p.settle(1)
+                        continue
+                    item.body = p.encode(payload)
+                    item.record = None
+                except Exception as exc:
+                    p.stats.add("rejected")
+                    logger.warning(
+                        "record %s could not be encoded (%s) and was rejected (counted)", item.event_id,
+                        type(exc).__name__,
+                    )
+                    p.settle(1)
+                    continue
+            kept.append(item)
+        return kept
+
+    # ==== sending ===============================================================================
+    async def _post(self, url: str, body: bytes, event_id: str) -> tuple[Response, Any]:
+        request = request_for_body(body, event_id, self.p.options, url)
+        transport = self._transport
+        send_async = getattr(transport, "send_async", None)
+        if send_async is not None:
+            response = await send_async(request, timeout=self.p.options.timeout)
+        else:  # a sync-only custom transport: called on this thread
+            response = transport.send(request, timeout=self.p.options.timeout)
+        route = response.headers.get(BATCH_HEADER.lower())
+        if route and route.startswith("/") and self.batch_url is None and self.p.config.use_batch_route:
+            self.batch_url = self.p.options.base_url + route
+        return response, request
+
+    def _pause_for(self, exc: BaseException) -> None:
+        after = retry_after_of(exc)
+        if after is not None:  # the server asked: every request of the pipeline waits
+            until = time.monotonic() + min(after, self.p.config.max_pause)
+            self.paused_until = max(self.paused_until, until)
+
+    async def _send_one(self, item: Item) -> Optional[BaseException]:
+        if time.monotonic() < self.paused_until:
+            return NOT_SENT
+        assert item.body is not None
+        try:
+            response, request = await self._post(self.p.options.url, item.body, item.event_id)
+            parse_response(response, request, api_key=self.p.options.api_key)
+        except HuggingPlaceError as exc:
+            self._pause_for(exc)
+            return exc
+        return None
+
+    async def _send_singles(self, items: list[Item]) -> list[Optional[BaseException]]:
+        results: list[Optional[BaseException]] = [None] * len(items)
+        order = iter(range(len(items)))
+
+        async def lane() -> None:
+            for i in order:
+                results[i] = await self._send_one(items[i])
+
+        lanes = min(self.p.config.concurrency, len(items))
+        if lanes == 1:
+            await lane()
+        else:
+            await asyncio.gather(*(lane() for _ in range(lanes)))
+        return results
+
+    async def _send_batch(self, items: list[Item]) -> list[Optional[BaseException]]:
+        assert self.batch_url is not None
+        if time.monotonic() < self.paused_until:
+            return [NOT_SENT] * len(items)
+        body = batch_body([i.body for i in items if i.body is not None])
+        try:
+            response, request = await self._post(self.batch_url, body, items[0].event_id)
+            if response.status_code == 404:
+                self.batch_url = None  # the route went away: one by one from now on
+                return await self._send_singles(items)
+            parse_response(response, request, api_key=self.p.options.api_key)
+        except HuggingPlaceError as exc:
+            self._pause_for(exc)
+            return [exc] * len(items)
+        errors = batch_errors(response, request, [i.event_id for i in items])
+        if errors is None:  # not the per-record answer we know: one by one
+            return await self._send_singles(items)
+        return list(errors)
+
+    async def send_items(self, items: list[Item]) -> list[Optional[BaseException]]:
+        if self.batch_url is not None and len(items) > 1:
+            return await self._send_batch(items)
+        return await self._send_singles(items)
+
+    # ==== outcomes ==============================================================================
+    async def _deliver(self, batch: list[Item]) -> None:
+        items = self.prepare(batch)
+        if not items:
+            return
+        self.inflight = items
+        errors = await self.send_items(items)
+        self.inflight = []
+        self._apply(items, errors)
+
+    def _apply(self, items: list[Item], errors: list[Optional[BaseException]]) -> None:
+        p = self.p
+        unsent: list[Item] = []
+        to_disk: list[Item] = []
+        pause = 0.0
+        held_for_auth = False
+        delivered = False
+        for item, exc in zip(items, errors):
+            result = Outcome.RETRY if exc is NOT_SENT else outcome(exc)
+            if exc is NOT_SENT:
+                unsent.append(item)
+            elif result is Outcome.SENT:
+                delivered = True
+                self._sent(item)
+            elif result is Outcome.REJECT:
+                delivered = True  # the endpoint answered: it is up
+                self._rejected(item, exc)
+            elif result is Outcome.HOLD:
+                to_disk.append(item)
+                held_for_auth = True
+                p.warn_once(f"hold{getattr(exc, 'status_code', '')}", "delivery paused, records spooled: %s", exc)
+            else:
+                item.attempts += 1
+                if p.policy.should_retry(item.attempts, exc) and not p.stopping:
+                    p.stats.add("retried")
+                    unsent.append(item)
+                    pause = max(pause, p.policy.delay(item.attempts, exc))
+                else:
+                    to_disk.append(item)
+        if unsent:
+            self.held.extendleft(reversed(unsent))
+        if pause:
+            self.paused_until = max(self.paused_until, time.monotonic() + pause)
+        if to_disk:
+            self.spool_items(to_disk, reason="undeliverable now")
+            last = next((e for e in reversed(errors) if e is not None and e is not NOT_SENT), None)
+            self._went_down(last, auth=held_for_auth)
+        elif delivered:
+            self._came_up()
+
+    def _sent(self, item: Item) -> None:
+        self.p.stats.add("sent")
+        if item.wal is not None:
+            self.p.spool.discard(item.wal)
+        self.p.settle(1)
+
+    def _rejected(self, item: Item, exc: Optional[BaseException]) -> None:
+        self.p.stats.add("rejected")
+        if item.wal is not None:
+            self.p.spool.discard(item.wal)
+        status = getattr(exc, "status_code", None)
+        field = getattr(exc, "field", None) or _field_of(exc)
+        logger.warning(
+            "record %s refused by the endpoint (HTTP %s%s) and counted as rejected",
+            item.event_id, status, f", field `{field}`" if field else "",
+        )
+        logger.info("the endpoint's message for record %s: %s", item.event_id, exc)  # may quote values
+        self.p.settle(1)
+
+    def _went_down(self, exc: Optional[BaseException], *, auth: bool = False) -> None:
+        now = time.monotonic()
+        if not self.down:
+            self.down = True
+            self.probe_delay = self.p.config.auth_pause if auth else PROBE_MIN
+        self._schedule_probe(exc, now, auth=auth)
+
+    def _schedule_probe(self, exc: Optional[BaseException], now: float, *, auth: bool = False) -> None:
+        after = retry_after_of(exc)
+        if after is not None:
+            delay = min(after, self.p.config.max_pause)
+        elif auth:
+            delay = self.p.config.auth_pause
+        else:
+            delay = self.probe_delay * random.uniform(0.8, 1.2)
+            self.probe_delay = min(self.p.config.probe_max, self.probe_delay * 2)
+        self.probe_at = now + delay
+
+    def _came_up(self) -> None:
+        if self.down:
+            self.down = False
+            self.probe_delay = PROBE_MIN
+            logger.info("the endpoint answers again; draining what waits")
+        self.next_look = time.monotonic()  # healthy: drain the spool now
+
+    async def _probe(self) -> None:
+        """One record, to learn whether the endpoint is back: from memory, else from the spool."""
+        if self.held or self.p.batcher.queued:
+            item = self.held.popleft() if self.held else self.p.batcher.take(1)[0]
+            items = self.prepare([item])
+            if not items:
+                return
+            self.inflight = items
+            errors = await self.send_items(items)
+            self.inflight = []
+            if errors[0] is None or outcome(errors[0]) is Outcome.REJECT:
+                self._apply(items, errors)
+                self._came_up()
+            else:
+                self.spool_items(items, reason="endpoint down")
+                self._probe_failed(errors[0])
+            return
+        if not await self.replay_one(probe=True):
+            self.down = False  # nothing waits anywhere: the next real send will tell
+
+    def _probe_failed(self, exc: Optional[BaseException]) -> None:
+        self.probe_failed_gen = self.flush_seen
+        self._schedule_probe(exc, time.monotonic(), auth=outcome(exc) is Outcome.HOLD)
+
+    # ==== the spool =============================================================================
+    def spool_items(self, items: list[Item], *, reason: str, room: bool = True) -> None:
+        """Move records from memory to disk. If the disk refuses: warn once, keep them in memory
+        while there is room (``room``) and it is not the end, count the rest as ``spool_error``."""
+        p = self.p
+        items = self.prepare(items)
+        if not items:
+            return
+        fresh = [i for i in items if i.wal is None]
+        try:
+            for item in items:
+                if item.wal is not None:
+                    p.spool.promote(item.wal)
+            evicted = p.spool.write([(i.event_id, i.body) for i in fresh if i.body is not None]) if fresh else 0
+        except OSError as exc:
+            p.spool_usable = False
+            self.spool_retry_at = time.monotonic() + SPOOL_RETRY
+            p.warn_once(
+                "spool", "the spool at %s is unusable (%s): records stay in memory up to the queue bound",
+                p.spool.directory, type(exc).__name__,
+            )
+            keep = max(0, p.batcher.max_items - len(self.held) - p.batcher.queued) if room and not p.stopping else 0
+            kept, lost = items[:keep], items[keep:]
+            self.held.extend(kept)
+            if lost:
+                p.stats.drop("spool_error", len(lost))
+                logger.warning("%d record(s) could not be spooled and were dropped (counted as spool_error)", len(lost))
+                p.settle(len(lost))
+            return
+        p.spool_usable = True
+        self.backlog = True
+        p.stats.add("spooled", len(items))
+        if evicted:
+            p.stats.drop("spool_full", evicted)
+            p.warn_once("evict", "spool over %d bytes: oldest records evicted (spool_full)", p.spool.max_bytes)
+        logger.info("spooled %d record(s) (%s)", len(items), reason)
+        if reason == "exit":
+            logger.warning(
+                "%d record(s) not delivered before the exit deadline were spooled to %s", len(items), p.spool.directory
+            )
+        p.settle(len(items))
+
+    async def replay_one(self, *, probe: bool = False) -> bool:
+        """Send the oldest spool file through the live path; False when there was none."""
+        p = self.p
+        now = time.monotonic()
+        try:
+            claim = p.spool.claim_oldest()
+        except SpoolCorrupt as corrupt:
+            p.stats.drop("spool_corrupt", corrupt.records)
+            logger.error("a corrupt spool file was set aside in quarantine/; %d record(s) counted", corrupt.records)
+            return True
+        except OSError as exc:
+            p.warn_once("replay", "spool replay failed (%s); will try again", type(exc).__name__)
+            self.next_look = now + p.config.replay_interval
+            return False
+        if claim is None:
+            self.backlog = False
+            self.looked_gen = self.flush_seen
+            self.next_look = now + p.config.replay_interval
+            return False
+        items = [Item(event_id, len(body), body=body) for event_id, body in claim.entries]
+        remaining: list[Entry] = []
+        position = 0
+        failure: Optional[BaseException] = None
+        try:
+            while position < len(items) and failure is None:
+                if p.stopping and time.monotonic() >= p.stop_deadline:
+                    break
+                size = 1 if probe and position == 0 else p.batcher.batch_size
+                chunk = items[position: position + size]
+                errors = await self.send_items(chunk)
+                position += len(chunk)
+                for item, err in zip(chunk, errors):
+                    result = Outcome.RETRY if err is NOT_SENT else outcome(err)
+                    if result is Outcome.SENT:
+                        p.stats.add("sent")
+                        p.stats.add("replayed")
+                    elif result is Outcome.REJECT:
+                        p.stats.add("rejected")
+                        logger.warning("spooled record %s refused by the endpoint (counted as rejected)", item.event_id)
+                    else:
+                        remaining.append((item.event_id, item.body or b""))
+                        failure = failure or err
+        finally:  # also when cancelled: what was not confirmed goes back to the spool
+            remaining.extend((i.event_id, i.body or b"") for i in items[position:])
+            try:
+                p.spool.finish(claim, remaining)
+            except OSError as error:
+                p.warn_once("finish", "could not rewrite a spool file (%s); replayed whole later", type(error).__name__)
+        if failure is None:
+            self._came_up()
+        elif failure is NOT_SENT:
+            pass
+        elif probe or not self.down:
+            if not self.down:
+                self._went_down(failure, auth=outcome(failure) is Outcome.HOLD)
+            self._probe_failed(failure)
+        return True
+
+
+def _field_of(exc: Optional[BaseException]) -> Optional[str]:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("field"), str):
+        return str(body["field"])
+    return None
