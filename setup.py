@@ -19,6 +19,13 @@ TEST = [
     "anthropic>=0.30",
     "numpy",
     "pydantic>=2",
+    # real hosts the suite starts as subprocesses (tests/test_hosts.py)
+    "uvicorn>=0.29",
+    "uvicorn-worker>=0.2",
+    "gunicorn>=22",
+    "fastapi>=0.110",
+    "flask>=3",
+    "celery>=5.3",
 ]
 
 setup(

@@ -15,14 +15,12 @@ def call_model(question: str, docs: list[str]) -> str:
     return f"{docs[0]} (answering: {question})"
 
 
-with HuggingPlace() as hp:
-    with hp.start_session("session-123", metadata={"app": "sql-bot"}) as s:
-        q = "How long do refunds take?"
-        with s.step("retrieve", type="retrieval") as st:
-            docs = retrieve(q)
-            st.update(metadata={"k": len(docs)})
-        with s.step("generate", type="llm"):
-            with s.step("call-model", llm_model="gpt-4o"):
-                a = call_model(q, docs)
-        res = s.log(user_prompt=q, response=a, llm_model="gpt-4o")
-        print("stored", res.event_id, "in session", s.session_id)
+with HuggingPlace() as hp, hp.start_session("session-123", metadata={"app": "sql-bot"}) as s:
+    q = "How long do refunds take?"
+    with s.step("retrieve", type="retrieval") as st:
+        docs = retrieve(q)
+        st.update(metadata={"k": len(docs)})
+    with s.step("generate", type="llm"), s.step("call-model", llm_model="gpt-4o"):
+        a = call_model(q, docs)
+    res = s.log(user_prompt=q, response=a, llm_model="gpt-4o")
+    print("stored", res.event_id, "in session", s.session_id)

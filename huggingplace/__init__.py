@@ -25,6 +25,7 @@ from ._exceptions import (
     ValidationError,
 )
 from ._models import ErrorInfo, LogRecord, LogResult, Step, TokenUsage
+from ._serverless import flush_after
 from ._session import Session, StepTimer, Trace
 from ._stats import StatsSnapshot
 from ._version import __version__
@@ -60,6 +61,7 @@ __all__ = [
     "TokenUsage",
     "Trace",
     "ValidationError",
+    "flush_after",
     "install_sigterm_handler",
     "__version__",
 ]

@@ -151,6 +151,8 @@ class Pipeline:
         if verdict == ACCEPTED:
             if not self.running:
                 self._ensure_worker()
+            elif not self.batcher.linger:  # stopping (drain_now): no waiting for company
+                self.worker.wake()
             return True
         if verdict == OVERFLOW:
             if self.batcher.overflow_wants_worker():
@@ -281,6 +283,11 @@ class Pipeline:
         finally:
             self._closing_thread = None
             self._close_lock.release()
+
+    def drain_now(self) -> None:
+        """The process is stopping (a graceful signal): no record waits for company any more."""
+        self.batcher.linger = 0.0
+        self.worker.wake()
 
     # ==== fork ==================================================================================
     def after_fork(self) -> Optional[Worker]:

@@ -68,7 +68,6 @@ class BackgroundConfig:
     overflow_chunk: int = 256
     exit_timeout: float = 3.0  #: the exit deadline: sending at exit / on SIGTERM stops after it
     handle_signals: bool = True  #: chain a bounded flush onto SIGTERM / SIGINT (see docs/hosts.md)
-    idle_poll: float = 0.5  #: how often an idle worker looks at the queue
     use_batch_route: bool = True
 
 

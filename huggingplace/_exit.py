@@ -47,7 +47,11 @@ _MARK = "_huggingplace_chained"
 
 
 def register(pipeline: Pipeline) -> None:
+    """A pipeline is built. Signal handlers go in now if this is the main thread: a server that
+    imports the app inside its own signal handling (uvicorn) is then chained to."""
     _live.add(pipeline)
+    if pipeline.config.handle_signals:
+        install_signal_handlers()
 
 
 def forget(pipeline: Pipeline) -> None:
@@ -58,18 +62,49 @@ def _mine() -> list[Pipeline]:
     return [p for p in list(_live) if not p.closed]
 
 
+_busy = 0  # close_all / flush_all calls under way on the main thread
+_deferred: list[tuple[int, Any]] = []  # signals that arrived meanwhile, handled when they end
+
+
+def _enter() -> bool:
+    global _busy
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        _busy += 1
+    return main
+
+
+def _leave(main: bool) -> None:
+    """The outermost close or flush is over: now act on the signals it held back."""
+    global _busy
+    if not main:
+        return
+    _busy -= 1
+    while _busy == 0 and _deferred:
+        sig, frame = _deferred.pop(0)
+        handler = signal.getsignal(sig)
+        if callable(handler):
+            handler(sig, frame)
+        elif handler == signal.SIG_DFL:
+            os.kill(os.getpid(), sig)
+
+
 def close_all(timeout: Optional[float] = None) -> None:
     """Close every background pipeline of this process within one shared deadline."""
     pipelines = _mine()
     if not pipelines:
         return
-    budget = max(p.config.exit_timeout for p in pipelines) if timeout is None else timeout
-    deadline = time.monotonic() + budget
-    for pipeline in pipelines:
-        try:
-            pipeline.close(max(0.0, deadline - time.monotonic()))
-        except Exception as exc:  # never raise at interpreter exit
-            swallow("closing at exit", exc, stats=pipeline.stats)
+    main = _enter()
+    try:
+        budget = max(p.config.exit_timeout for p in pipelines) if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        for pipeline in pipelines:
+            try:
+                pipeline.close(max(0.0, deadline - time.monotonic()))
+            except Exception as exc:  # never raise at interpreter exit
+                swallow("closing at exit", exc, stats=pipeline.stats)
+    finally:
+        _leave(main)
 
 
 def flush_all(timeout: Optional[float] = None) -> None:
@@ -77,13 +112,17 @@ def flush_all(timeout: Optional[float] = None) -> None:
     pipelines = _mine()
     if not pipelines:
         return
-    budget = max(p.config.exit_timeout for p in pipelines) if timeout is None else timeout
-    deadline = time.monotonic() + budget
-    for pipeline in pipelines:
-        try:
-            pipeline.flush(max(0.0, deadline - time.monotonic()))
-        except Exception as exc:
-            swallow("flushing on a signal", exc, stats=pipeline.stats)
+    main = _enter()
+    try:
+        budget = max(p.config.exit_timeout for p in pipelines) if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        for pipeline in pipelines:
+            try:
+                pipeline.flush(max(0.0, deadline - time.monotonic()))
+            except Exception as exc:
+                swallow("flushing on a signal", exc, stats=pipeline.stats)
+    finally:
+        _leave(main)
 
 
 # ---- installing ---------------------------------------------------------------------------------
@@ -100,9 +139,22 @@ def started(pipeline: Pipeline) -> None:
     if not _fork_done and hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork_child)
         _fork_done = True
-    if pipeline.config.handle_signals:
-        install_signal_handlers()
+    if pipeline.config.handle_signals and not install_signal_handlers():
+        _install_from_worker_thread()
     _process_hooks()
+
+
+def _install_from_worker_thread() -> None:
+    """First use on a thread of an anyio pool (a sync FastAPI / Starlette endpoint): ask the
+    event loop, which runs on the main thread, to install the handlers."""
+    if "anyio" not in sys.modules or threading.current_thread() is threading.main_thread():
+        return
+    try:
+        from anyio import from_thread
+
+        from_thread.run_sync(install_signal_handlers)
+    except Exception:  # not an anyio worker thread: nothing to ask
+        return
 
 
 def _process_hooks() -> None:
@@ -143,7 +195,7 @@ def install_signal_handlers(signals: tuple[int, ...] = (signal.SIGTERM, signal.S
     main thread and not during interpreter shutdown; never twice; returns whether it did."""
     if threading.current_thread() is not threading.main_thread() or sys.is_finalizing():
         return False
-    done = False
+    done = any(getattr(signal.getsignal(s), _MARK, False) for s in signals)
     for signum in signals:
         previous = signal.getsignal(signum)
         if previous is None or previous == signal.SIG_IGN or getattr(previous, _MARK, False):
@@ -156,14 +208,28 @@ def install_signal_handlers(signals: tuple[int, ...] = (signal.SIGTERM, signal.S
     return done
 
 
+_handling: set[int] = set()  # signals whose handling is under way in this process
+
+
 def _chained(signum: int, previous: Any) -> Callable[[int, Any], None]:
     def handler(sig: int, frame: Any) -> None:
-        if previous == signal.SIG_DFL:  # the process ends here: close, then die by the signal
-            close_all()
-            signal.signal(sig, signal.SIG_DFL)
-            os.kill(os.getpid(), sig)
+        if sig in _handling:  # the same signal again, while we handle it: the first one is
+            return  # already bounded by the exit deadline and ends as the platform expects
+        if _busy:  # it interrupts our own close or flush (an exit path): act once that is done
+            _deferred.append((sig, frame))
             return
-        flush_all()  # the host stops gracefully: send what we hold, then let it
+        _handling.add(sig)
+        try:
+            if previous == signal.SIG_DFL:  # the process ends here: close, then die by the signal
+                close_all()
+                signal.signal(sig, signal.SIG_DFL)
+                os.kill(os.getpid(), sig)
+                return
+            flush_all()  # the host stops gracefully: send what we hold, then let it
+            for pipeline in _mine():  # records logged during the host's graceful stop go out at once
+                pipeline.drain_now()
+        finally:
+            _handling.discard(sig)
         if callable(previous):
             previous(sig, frame)
 

@@ -209,7 +209,7 @@ class Worker:
         if p.stopping:
             return True  # nothing left in memory, nothing on disk we could send
         self.hurry = False
-        wait = p.config.idle_poll if due is None else due
+        wait = max(p.batcher.linger, 0.05) if due is None else due  # a new record waits at most linger
         if self.backlog:
             wait = min(wait, max(0.0, self.next_look - now))
         await self._sleep(wait)
