@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import attrs
 
@@ -28,8 +28,10 @@ from ._retry import RetryPolicy
 from ._serialize import dumps
 from ._spool import Spool, default_spool_dir
 from ._stats import Stats
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._worker import Worker
 from ._wire import to_payload
-from ._worker import Worker
 
 __all__ = ["BackgroundConfig", "FlushResult", "Pipeline", "install_sigterm_handler"]
 
@@ -86,6 +88,16 @@ class Pipeline:
         self.spool = Spool(
             config.spool_dir or default_spool_dir(options.base_url, options.org_id), max_bytes=config.spool_max_bytes
         )
+        # Every import the worker needs happens here, on the constructing thread: an import
+        # statement on the log() path or in the after-fork hook can be caught mid-way by a fork
+        # and leave the child waiting on a module lock forever.
+        from ._worker import Worker
+
+        self._worker_class = Worker
+        if transport is None:
+            from .transports.aio import AiohttpTransport
+
+            self._transport_class: Any = AiohttpTransport
         self._init_state()
         _exit.register(self)
         if self.spool.has_backlog():  # records left by an earlier process: replay them now
@@ -98,7 +110,7 @@ class Pipeline:
             max_items=c.max_queue, max_bytes=c.max_queue_bytes, batch_size=c.batch_size, batch_bytes=c.batch_bytes,
             linger=c.flush_interval, overflow_chunk=c.overflow_chunk,
         )
-        self.worker = Worker(self)
+        self.worker = self._worker_class(self)
         self.running = False
         self.settled = 0  # records that left memory (sent, rejected, dropped or spooled)
         self._settle_lock = threading.Lock()
@@ -120,9 +132,7 @@ class Pipeline:
         aiohttp transport of the worker's own, executor-free."""
         if self.transport is not None:
             return self.transport, False
-        from .transports.aio import AiohttpTransport
-
-        return AiohttpTransport(limit=self.config.concurrency), True
+        return self._transport_class(limit=self.config.concurrency), True
 
     def encode(self, payload: dict[str, Any]) -> bytes:
         return dumps(payload)

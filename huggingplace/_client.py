@@ -6,12 +6,10 @@ only moves bytes (``requests`` or ``aiohttp``) and sleeps the way its world slee
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any, Callable, ClassVar, Mapping, Optional, Union, overload
 
 import attrs
-import tenacity
 
 from ._background import FlushResult, Pipeline
 from ._config import Options, OrgId, env_flag, resolve_background, resolve_options, resolve_privacy
@@ -25,9 +23,7 @@ from ._retry import RetryPolicy
 from ._session import Session, Trace, current_session, new_session_id
 from ._stats import Stats, StatsSnapshot
 from ._wire import Request, parse_response, request_for_payload, to_payload
-from .transports.aio import AiohttpTransport
 from .transports.base import AsyncTransport, Transport
-from .transports.http import RequestsTransport
 
 __all__ = ["HuggingPlace", "AsyncHuggingPlace"]
 
@@ -68,6 +64,7 @@ class _BaseClient:
         max_metadata_depth: Optional[int] = None,
         exit_timeout: Optional[float] = None,
         handle_signals: Optional[bool] = None,
+        concurrency: Optional[int] = None,
         transport: Any = None,
     ) -> None:
         if enabled is None:
@@ -88,7 +85,7 @@ class _BaseClient:
         background_config = resolve_background(
             background, durable=durable, spool_dir=spool_dir, max_queue_size=max_queue_size, batch_size=batch_size,
             flush_interval=flush_interval, spool_max_bytes=spool_max_bytes, replay_interval=replay_interval,
-            exit_timeout=exit_timeout, handle_signals=handle_signals,
+            exit_timeout=exit_timeout, handle_signals=handle_signals, concurrency=concurrency,
         )
         self._policy = RetryPolicy(
             max_retries=self._options.max_retries,
@@ -222,7 +219,7 @@ class _BaseClient:
         self._stats.add("sent")
         return result
 
-    def _before_sleep(self, state: tenacity.RetryCallState) -> None:
+    def _before_sleep(self, state: Any) -> None:
         self._stats.add("retried")
         exc = state.outcome.exception() if state.outcome is not None else None
         logger.info("retrying a record (attempt %d failed: %s)", state.attempt_number, exc)
@@ -320,7 +317,11 @@ class HuggingPlace(_BaseClient):
 
     def __init__(self, *, transport: Optional[Transport] = None, **options: Any) -> None:
         super().__init__(transport=transport, **options)
-        self._transport: Transport = transport or RequestsTransport()
+        if transport is None:
+            from .transports.http import RequestsTransport
+
+            transport = RequestsTransport()
+        self._transport: Transport = transport
         self._owns_transport = transport is None
 
     def log(self, *args: Mapping[str, Any], **fields: Any) -> LogResult:
@@ -392,7 +393,11 @@ class AsyncHuggingPlace(_BaseClient):
 
     def __init__(self, *, transport: Optional[AsyncTransport] = None, **options: Any) -> None:
         super().__init__(transport=transport, **options)
-        self._transport: AsyncTransport = transport or AiohttpTransport()
+        if transport is None:
+            from .transports.aio import AiohttpTransport
+
+            transport = AiohttpTransport()
+        self._transport: AsyncTransport = transport
         self._owns_transport = transport is None
 
     async def log(self, *args: Mapping[str, Any], **fields: Any) -> LogResult:
@@ -411,6 +416,8 @@ class AsyncHuggingPlace(_BaseClient):
         return await self._send(request)
 
     async def _send(self, request: Request) -> LogResult:
+        import asyncio  # loaded already: this runs on an event loop
+
         try:
             async for attempt in self._policy.async_retrying(before_sleep=self._before_sleep, sleep=asyncio.sleep):
                 with attempt:
@@ -429,12 +436,16 @@ class AsyncHuggingPlace(_BaseClient):
 
     async def flush(self, timeout: float = 5.0) -> FlushResult:
         """The async twin of :meth:`HuggingPlace.flush`; waits in a thread, never on the loop."""
+        import asyncio
+
         if self._pipeline is None:
             return self._flush_result()
         return await asyncio.to_thread(self._pipeline.flush, timeout)
 
     async def close(self, timeout: Optional[float] = None) -> FlushResult:
         """Close the aiohttp session; background mode as :meth:`HuggingPlace.close`. Idempotent."""
+        import asyncio
+
         if self._pipeline is not None:
             result = await asyncio.to_thread(self._pipeline.close, timeout)
         else:

@@ -99,6 +99,7 @@ def resolve_background(
     replay_interval: float | None = None,
     exit_timeout: float | None = None,
     handle_signals: bool | None = None,
+    concurrency: int | None = None,
 ) -> BackgroundConfig | None:
     """The background configuration, or None for a foreground client."""
     if background is None:
@@ -118,6 +119,7 @@ def resolve_background(
         exit_timeout = _env(os.environ, "HUGGINGPLACE_EXIT_TIMEOUT")  # type: ignore[assignment]
     for name, value, integer in (
         ("exit_timeout", exit_timeout, False),
+        ("concurrency", concurrency, True),
         ("max_queue", max_queue_size, True),
         ("batch_size", batch_size, True),
         ("flush_interval", flush_interval, False),
@@ -126,6 +128,8 @@ def resolve_background(
     ):
         if value is not None:
             values[name] = _number(value, name, "its argument", integer=integer)
+    if values.get("concurrency") == 0:
+        raise ConfigurationError("concurrency must be at least 1 (requests in flight at once)")
     if spool_dir is not None:
         values["spool_dir"] = os.fspath(spool_dir)
     return BackgroundConfig(**values)  # type: ignore[arg-type]

@@ -7,7 +7,6 @@ In background mode this runs on the worker thread, not on the caller's.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import random
 from collections.abc import Callable
@@ -17,6 +16,7 @@ import attrs
 
 from ._models import LogRecord
 from ._redact import Redactor, build_redactor, marker
+from ._serialize import dumps, to_jsonable
 from ._stats import Stats
 
 __all__ = ["PrivacyConfig", "Processor", "FAILED", "TRUNCATED"]
@@ -60,7 +60,7 @@ def _truncate(text: str, limit: int) -> str:
 
 
 def _size(payload: dict[str, Any]) -> int:
-    return len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    return len(dumps(payload))
 
 
 class Processor:
@@ -105,8 +105,8 @@ class Processor:
                     return None
                 if not isinstance(changed, dict):
                     self._fail_closed(payload, "before_send", TypeError(f"returned {type(changed).__name__}"))
-                else:
-                    payload = changed
+                else:  # whatever the hook put back (datetimes, sets, NaN, objects) becomes JSON-safe
+                    payload = to_jsonable(changed)
         self._govern_size(payload)
         return payload
 

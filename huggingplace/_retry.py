@@ -8,10 +8,12 @@ import email.utils
 import enum
 import random
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import tenacity
 
 import attrs
-import tenacity
 
 from ._exceptions import (
     APIError,
@@ -46,6 +48,10 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if seconds != seconds or seconds < 0 or seconds == float("inf"):
         return None
     return seconds
+
+
+def _stop_never(state: Any) -> bool:
+    return False
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -120,17 +126,19 @@ class RetryPolicy:
         return {
             "retry": self._retry,
             "wait": self._wait,
-            "stop": tenacity.stop_never,  # _retry owns the attempt limit
+            "stop": _stop_never,  # _retry owns the attempt limit
             "reraise": True,
             "before_sleep": before_sleep,
         }
 
-    def retrying(
+    def retrying(  # tenacity loads on the first foreground send, not at import
         self,
         *,
         sleep: Callable[[float], None] | None = None,
         before_sleep: Callable[[tenacity.RetryCallState], Any] | None = None,
     ) -> tenacity.Retrying:
+        import tenacity
+
         return tenacity.Retrying(sleep=sleep or time.sleep, **self._kwargs(before_sleep))
 
     def async_retrying(
@@ -139,6 +147,8 @@ class RetryPolicy:
         sleep: Callable[[float], Any] | None = None,
         before_sleep: Callable[[tenacity.RetryCallState], Any] | None = None,
     ) -> tenacity.AsyncRetrying:
+        import tenacity
+
         kwargs = self._kwargs(before_sleep)
         if sleep is not None:
             kwargs["sleep"] = sleep

@@ -4,7 +4,6 @@ the client decides whether sending a record is a call or an await.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import json
@@ -308,6 +307,8 @@ class Trace(_StepOwner):
             if self._client._is_async:
                 await self._client._deliver_quietly_async(record)
             else:  # the sync client in a coroutine: send from a thread, never block the loop
+                import asyncio  # loaded already: this runs on an event loop
+
                 await asyncio.to_thread(self._client._deliver_quietly, record)
 
     # ---- the decorator ---------------------------------------------------------------

@@ -271,7 +271,7 @@ class Spool:
     def _ready_files(self) -> list[Path]:
         try:
             return sorted(p for p in (self.directory / "ready").iterdir() if p.name.endswith(SUFFIX))
-        except FileNotFoundError:
+        except OSError:  # missing, or a file where the directory was: nothing to replay
             return []
 
     def _evict(self, keep: Path) -> int:
@@ -344,7 +344,8 @@ class Spool:
 
     # ---- upkeep -----------------------------------------------------------------------------
     def recover(self) -> None:
-        """Return claims and write-ahead files of dead processes to ready/; clear stale tmp/."""
+        """Return claims and write-ahead files of dead processes to ready/; clear stale tmp/.
+        Raises OSError when the directory cannot be used (the caller warns and goes on)."""
         if not self.directory.is_dir():
             return
         self.ensure()

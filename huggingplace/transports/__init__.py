@@ -7,9 +7,26 @@
 
 from __future__ import annotations
 
-from .aio import AiohttpTransport
+from typing import TYPE_CHECKING, Any
+
 from .base import AsyncTransport, Transport
-from .http import RequestsTransport
 from .memory import MemoryTransport
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .aio import AiohttpTransport
+    from .http import RequestsTransport
+
 __all__ = ["AiohttpTransport", "AsyncTransport", "MemoryTransport", "RequestsTransport", "Transport"]
+
+
+def __getattr__(name: str) -> Any:
+    """``requests`` and ``aiohttp`` load when their transport is first used, not at import."""
+    if name == "AiohttpTransport":
+        from .aio import AiohttpTransport
+
+        return AiohttpTransport
+    if name == "RequestsTransport":
+        from .http import RequestsTransport
+
+        return RequestsTransport
+    raise AttributeError(name)
