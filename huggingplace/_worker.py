@@ -297,7 +297,8 @@ class Worker:
         assert item.body is not None
         try:
             response, request = await self._post(self.p.options.url, item.body, item.event_id)
-            parse_response(response, request, api_key=self.p.options.api_key)
+            if not 200 <= response.status_code < 300:  # a 2xx needs no reading: stored
+                parse_response(response, request, api_key=self.p.options.api_key)
         except HuggingPlaceError as exc:
             self._pause_for(exc)
             return exc

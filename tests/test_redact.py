@@ -113,3 +113,21 @@ def test_redaction_never_raises_and_is_idempotent(text: str) -> None:
     r = build_redactor("pii")
     once = r.text(text)
     assert r.text(once) == once
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([
+    "sk-proj-abcdefghijklmnopqrstuvwx", "AKIAABCDEFGHIJKLMNOP", "password=hunter22", "jane@example.com",
+    "4111 1111 1111 1111", "+44 20 7946 0958", "10.0.0.1", "Bearer abcdefghijklmnopqrstuvwxyz",
+    "postgres://u:pw@host/db", "eyJhbGciOi.eyJzdWIiOi.abcdefghijklmn", "fe80::1:2:3:4", "hp_live_abcdefghijklmnopqrs",
+    "ghp_" + "a" * 36, "xoxb-1234567890-abc", "AIza" + "b" * 35, "API_KEY: 'abcdef123'", "1.2M", " ", "sales", "é",
+]), max_size=8), st.sampled_from(["secrets", "pii"]))
+def test_anchored_rules_redact_exactly_what_running_every_rule_would(parts: list[str], policy: str) -> None:
+    """The anchors only skip rules that could not match: same output as applying all of them."""
+    from huggingplace._redact import DETECTORS, build_redactor
+
+    text = " ".join(parts)
+    expected = text
+    for _, pattern, replacement in DETECTORS[policy]:
+        expected = pattern.sub(replacement, expected)
+    assert build_redactor(policy).text(text) == expected
