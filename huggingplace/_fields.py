@@ -52,3 +52,48 @@ BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
 
 #: every accepted spelling -> the SDK keyword
 ALIASES: dict[str, str] = {spelling: f.name for f in FIELDS for spelling in (f.name, *f.aliases)}
+
+
+# ---- a step object: what SDK and collector both accept (one table, one check) -------------------
+MAX_INT = 2**63 - 1  # 64-bit: what SQLite stores exactly; larger counts are refused on both sides
+MAX_DEPTH = 64  # nesting of any JSON value a record carries
+STEP_STRINGS = ("step_name", "type", "status", "user_question", "prompt_response", "llm_model", "started_at",
+                "ended_at")
+STEP_COUNTS = ("token", "input_tokens", "output_tokens")
+_STEP_OK = frozenset({"ok", "success", "succeeded", "completed", "complete", "done"})
+_STEP_ERROR = frozenset({"error", "failed", "failure", "fail", "errored"})
+
+
+def step_status_class(status: object) -> str:
+    """How a step's status is filed: ``ok``, ``error`` or ``unknown`` (the string is kept as sent)."""
+    if not isinstance(status, str):
+        return "unknown"
+    low = status.strip().lower()
+    return "ok" if low in _STEP_OK else "error" if low in _STEP_ERROR else "unknown"
+
+
+def step_problem(step: object, path: str) -> tuple[str, str] | None:
+    """The first thing wrong with one step object (not its children), as ``(field, what it must
+    be)``, or None. The contract's types: any string as status, 64-bit counts, finite times."""
+    if not isinstance(step, dict):
+        return path, "a step object"
+    for key in STEP_STRINGS:
+        if step.get(key) is not None and not isinstance(step[key], str):
+            return f"{path}.{key}", "a string"
+    for key in STEP_COUNTS:
+        value = step.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT):
+            return f"{path}.{key}", f"a whole number from 0 to {MAX_INT}"
+    time_ms = step.get("time_ms")
+    if time_ms is not None and not isinstance(time_ms, str) and (
+        isinstance(time_ms, bool) or not isinstance(time_ms, (int, float)) or not 0 <= time_ms < float("inf")
+    ):
+        return f"{path}.time_ms", "a number of milliseconds >= 0"
+    if step.get("metadata") is not None and not isinstance(step["metadata"], dict):
+        return f"{path}.metadata", "a JSON object"
+    if step.get("steps") is not None and not isinstance(step["steps"], list):
+        return f"{path}.steps", "an array of step objects"
+    error = step.get("error")
+    if error is not None and not isinstance(error, (str, dict)):
+        return f"{path}.error", "a string or an object {type, message}"
+    return None

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import attrs
 
 from ._exceptions import ValidationError
-from ._fields import ALIASES, BY_NAME
+from ._fields import ALIASES, BY_NAME, step_problem
 from ._models import ErrorInfo, LogRecord, Step, TokenUsage
 from ._serialize import to_jsonable
 from .providers import Normalized, adapt, as_dict
@@ -125,13 +125,26 @@ def _steps(key: str, value: Any) -> tuple[Any, ...]:
         if isinstance(step, Step):
             steps.append(step)
         elif isinstance(step, Mapping):
-            steps.append(to_jsonable(step))
+            clean = to_jsonable(step)
+            _check_steps(clean, f"{key}[{i}]", 0)
+            steps.append(clean)
         else:
             raise ValidationError(
                 f"`{key}[{i}]` must be a step dict (a JSON object), got {type(step).__name__}",
                 field=f"{key}[{i}]",
             )
     return tuple(steps)
+
+
+def _check_steps(step: Any, path: str, depth: int) -> None:
+    """A hand-written step must be of the contract's types, as the collector checks it."""
+    if depth > 32:
+        raise ValidationError(f"`{path}` nests steps deeper than 32 levels", field=path)
+    problem = step_problem(step, path)
+    if problem is not None:
+        raise ValidationError(f"`{problem[0]}` must be {problem[1]}", field=problem[0])
+    for j, child in enumerate(step.get("steps") or ()):
+        _check_steps(child, f"{path}.steps[{j}]", depth + 1)
 
 
 def _roles(key: str, value: Any) -> tuple[str, ...]:

@@ -16,6 +16,8 @@ from typing import Any, Mapping, Optional, Tuple, Union
 import attrs
 from attrs import validators as v
 
+from ._fields import MAX_INT  # the collector's limit too
+
 __all__ = ["ErrorInfo", "TokenUsage", "Step", "LogRecord", "LogResult", "new_event_id", "utcnow", "MAX_INT"]
 
 _EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -26,7 +28,6 @@ _ids = random.Random()  # seeded from os.urandom once, not on every call (a sysc
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_ids.seed)  # a forked child never repeats its parent's ids
 
-MAX_INT = 2**63 - 1  # what SQLite and most JSON consumers hold exactly; the collector agrees
 
 
 def new_event_id() -> str:

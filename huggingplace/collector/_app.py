@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable, Optional, TypeVar
 from aiohttp import web
 
 from .._config import ROUTE
-from ._ingest import LIMITS, IngestError, normalize_record
+from ._ingest import LIMITS, IngestError, normalize_record, parse_body
 from ._store import Store
 
 __all__ = ["create_app", "BATCH_ROUTE", "STORE_KEY"]
@@ -61,10 +61,9 @@ async def _json_body(request: web.Request) -> Any:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise _TooLarge(None) from None
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise IngestError(400, f"the body is not valid JSON: {exc}") from None
+    except Exception as exc:  # a body that does not arrive or unzip: the client's, not ours
+        raise IngestError(400, f"the body could not be read ({type(exc).__name__}); check Content-Encoding") from None
+    return parse_body(raw)
 
 
 class _TooLarge(Exception):
@@ -126,8 +125,21 @@ async def store_batch(request: web.Request) -> web.Response:
             continue
         results.append({})
         good.append((i, record))
-    created = await _db(request, request.app[STORE_KEY].insert_many, [r for _, r in good])
+    store = request.app[STORE_KEY]
+    try:
+        created: list[Optional[bool]] = list(await _db(request, store.insert_many, [r for _, r in good]))
+    except Exception:  # one record the store cannot take must not cost the others: one by one
+        created = []
+        for _, record in good:
+            try:
+                created.append(await _db(request, store.insert, record))
+            except Exception as exc:
+                logger.warning("record %s could not be stored: %s", record["event_id"], type(exc).__name__)
+                created.append(None)
     for (i, record), was_new in zip(good, created):
+        if was_new is None:
+            results[i] = {"status": 422, "event_id": record["event_id"], "error": "the record could not be stored"}
+            continue
         message = "stored" if was_new else "already stored"
         results[i] = {"status": 200, "event_id": record["event_id"], "message": message}
     return web.json_response({"results": results}, headers={BATCH_HEADER: BATCH_ROUTE})
@@ -135,7 +147,7 @@ async def store_batch(request: web.Request) -> web.Response:
 
 def _page(request: web.Request, name: str, default: int, most: int) -> int:
     raw = request.query.get(name, str(default))
-    if not raw.isdigit() or int(raw) > most:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > most:
         raise web.HTTPBadRequest(
             text=json.dumps({"error": f"`{name}` must be a whole number from 0 to {most}"}),
             content_type="application/json",
@@ -184,6 +196,8 @@ async def _json_errors(
         if exc.content_type == "application/json":
             raise
         return _error(exc.status, exc.reason if exc.status != 404 else f"no route {request.method} {request.path}")
+    except IngestError as exc:
+        return _error(exc.status, exc.message, **({"field": exc.field} if exc.field else {}))
 
 
 def create_app(store: Store) -> web.Application:

@@ -7,16 +7,18 @@ Pure: a decoded JSON body in, a normalized record or an :class:`IngestError` out
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Optional
 
+from .._fields import MAX_DEPTH, MAX_INT, step_problem
 from .._models import utcnow
-from .._serialize import format_timestamp
+from .._serialize import format_timestamp, scrub_surrogates
 
-__all__ = ["IngestError", "normalize_record", "parse_response_time", "LIMITS"]
+__all__ = ["IngestError", "normalize_record", "parse_response_time", "LIMITS", "parse_body"]
 
 LIMITS = {
     "body_bytes": 8 * 1024 * 1024,
@@ -78,8 +80,53 @@ def parse_response_time(value: Any, field: str = "response_time") -> float:
 
 
 def _count(field: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise IngestError(422, f"`{field}` must be a whole number >= 0, got {value!r}"[:200], field)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
+        raise IngestError(422, f"`{field}` must be a whole number from 0 to {MAX_INT}", field)
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abAB]", re.ASCII)
+
+
+def parse_body(raw: bytes) -> Any:
+    """A request body as JSON, or an IngestError 400 naming why not: not UTF-8, not JSON, nested
+    deeper than the limit (checked before parsing: Python's parser recurses), numbers Python
+    will not read. Lone surrogates from ``\\ud800``-style escapes become U+FFFD, as the SDK does."""
+    depth = most = 0
+    in_string = escaped = False
+    for byte in raw:  # a cheap scan for nesting; strings are skipped
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            most = max(most, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    if most > MAX_DEPTH:
+        raise IngestError(400, f"the body nests deeper than {MAX_DEPTH} levels")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise IngestError(400, f"the body is not valid JSON ({type(exc).__name__})") from None
+    if _SURROGATE_ESCAPE.search(raw):
+        data = _scrubbed(data)
+    return data
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub_surrogates(value)
+    if isinstance(value, list):
+        return [_scrubbed(v) for v in value]
+    if isinstance(value, dict):
+        return {scrub_surrogates(k): _scrubbed(v) for k, v in value.items()}
     return value
 
 
@@ -105,15 +152,13 @@ def _steps(value: Any, path: str, depth: int, budget: list[int]) -> list[dict[st
         if budget[0] < 0:
             raise IngestError(422, f"`step_data` has more than {LIMITS['steps']} steps", "step_data")
         clean = {k: v for k, v in step.items() if v is not None}
+        problem = step_problem(clean, where)  # the SDK's own check: the two never disagree
+        if problem is not None:
+            raise IngestError(422, f"`{problem[0]}` must be {problem[1]}", problem[0])
         if "step_name" in clean:
             _string(f"{where}.step_name", clean["step_name"], LIMITS["id_chars"])
         if "time_ms" in clean:
             clean["time_ms"] = parse_response_time(clean["time_ms"], f"{where}.time_ms")
-        if "status" in clean and clean["status"] not in ("ok", "error"):
-            raise IngestError(422, f"`{where}.status` must be 'ok' or 'error'", f"{where}.status")
-        for key in ("token", "input_tokens", "output_tokens"):
-            if key in clean:
-                _count(f"{where}.{key}", clean[key])
         if "steps" in clean:
             clean["steps"] = _steps(clean["steps"], f"{where}.steps", depth + 1, budget)
         steps.append(clean)
