@@ -63,9 +63,17 @@ def normalize(data: Mapping[str, Any], *, where: str = "log()") -> dict[str, tup
     return out
 
 
+def _shown(value: Any) -> str:
+    """A value as an error message may show it: its repr, short, or its type when repr fails."""
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+
+
 def _fail(key: str, name: str, value: Any, detail: str = "") -> ValidationError:
     hint = BY_NAME[name].hint
-    shown = repr(value)
+    shown = _shown(value)
     if len(shown) > 80:
         shown = shown[:77] + "..."
     why = f" ({detail})" if detail else ""
@@ -326,7 +334,7 @@ def build_record(fields: Mapping[str, tuple[str, Any]]) -> LogRecord:
             )
     try:
         return LogRecord(**values)
-    except (TypeError, ValueError) as exc:
+    except Exception as exc:  # an attrs validator refused (its message may itself fail on the value)
         raise _explain(fields, values, exc) from None
 
 
@@ -338,8 +346,8 @@ def _explain(fields: Mapping[str, tuple[str, Any]], values: Mapping[str, Any], e
             continue
         try:
             validator(None, attribute, values[attribute.name])
-        except (TypeError, ValueError):
+        except Exception:
             key = fields[attribute.name][0] if attribute.name in fields else attribute.name
             given = fields[attribute.name][1] if attribute.name in fields else values[attribute.name]
             return _fail(key, attribute.name, given)
-    return ValidationError(f"invalid record: {exc}")
+    return ValidationError(f"invalid record ({type(exc).__name__})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 from typing import Any
 
 from hypothesis import strategies as st
@@ -73,3 +74,51 @@ WRONG_TYPES: dict[str, st.SearchStrategy[Any]] = {
     "status": text.filter(lambda s: s not in ("ok", "error")),
     "event_id": text.filter(lambda s: len(s) != 32),
 }
+
+
+class _Hostile:
+    """An object whose str and repr raise."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    __repr__ = __str__
+
+
+def _cyclic() -> dict[str, Any]:
+    d: dict[str, Any] = {"a": 1}
+    d["self"] = d
+    return d
+
+
+def _deep(n: int) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    for _ in range(n):
+        d = {"d": d}
+    return d
+
+
+_edge_datetimes = st.sampled_from([
+    _dt.datetime.min, _dt.datetime.max,
+    _dt.datetime(1, 1, 1, tzinfo=_dt.timezone(_dt.timedelta(hours=5))),
+    _dt.datetime(9999, 12, 31, 23, 59, tzinfo=_dt.timezone(_dt.timedelta(hours=-5))),
+])
+hostile_scalars = (
+    st.sampled_from(["\ud800", "x\udfffy", "\x00", "a" * 5000, "ﬃ" * 50])
+    | st.sampled_from([2**63, 2**64, -(2**63) - 1, 10**400, float("nan"), float("inf"), -0.0])
+    | st.builds(_Hostile) | st.binary(max_size=20) | st.sets(st.integers(), max_size=3) | _edge_datetimes
+    | st.builds(_cyclic) | st.integers(10, 200).map(_deep) | text
+)
+hostile_values = st.recursive(
+    hostile_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3), max_leaves=6
+)
+LOG_KEYS = sorted({*BY_NAME} - {"messages"})
+
+
+@st.composite
+def hostile_fields(draw: st.DrawFn) -> dict[str, Any]:
+    """log() keywords where any field may hold anything at all."""
+    fields: dict[str, Any] = {"user_prompt": draw(text | hostile_scalars), "response": draw(text | hostile_scalars)}
+    for name in draw(st.sets(st.sampled_from(LOG_KEYS), max_size=5)):
+        fields[name] = draw(hostile_values)
+    return fields

@@ -64,24 +64,27 @@ class Accumulator(Protocol):
     def result(self) -> Normalized: ...
 
 
-def as_dict(obj: Any) -> Any:
-    """A provider object as plain dicts and lists (pydantic v2/v1, ``to_dict()``, attributes)."""
+def as_dict(obj: Any, _depth: int = 0) -> Any:
+    """A provider object as plain dicts and lists (pydantic v2/v1, ``to_dict()``, attributes).
+    Past 64 levels (a cycle, or something no provider sends) the rest is left out."""
     if obj is None or isinstance(obj, (str, int, float, bool)):
         return obj
+    if _depth > 64:
+        return None
     if isinstance(obj, dict):
-        return {k: as_dict(v) for k, v in obj.items()}
+        return {k: as_dict(v, _depth + 1) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [as_dict(v) for v in obj]
+        return [as_dict(v, _depth + 1) for v in obj]
     for method in ("model_dump", "to_dict", "dict"):
         fn = getattr(obj, method, None)
         if callable(fn) and not isinstance(obj, type):
             try:
-                return as_dict(fn())
+                return as_dict(fn(), _depth + 1)
             except Exception:
                 continue
     attributes = getattr(obj, "__dict__", None)
     if isinstance(attributes, dict):
-        return {k: as_dict(v) for k, v in attributes.items() if not k.startswith("_")}
+        return {k: as_dict(v, _depth + 1) for k, v in attributes.items() if not k.startswith("_")}
     return obj
 
 
