@@ -234,3 +234,10 @@ def test_celery_prefork_worker_delivers_what_its_children_logged(sink: Collector
     returncode, err = stop(worker, timeout=60)
     assert stored(sink, "celery-") == 200 and left_on_disk(tmp_path) == 0
     assert quiet(err) == [], err
+
+
+def test_the_hosts_page_shows_the_apps_these_tests_run() -> None:
+    """docs/hosts.md embeds each host app word for word: the code users copy is the code tested."""
+    page = (HOSTS.parent.parent / "docs" / "hosts.md").read_text()
+    for name in ("fastapi_app.py", "flask_app.py", "pool_job.py", "celery_app.py"):
+        assert (HOSTS / name).read_text().rstrip() in page, name
