@@ -136,7 +136,7 @@ class Processor:
         self.stats.add("redaction_failures")
         if stage not in self._warned:
             self._warned.add(stage)
-            logger.error("%s raised %r: the record's content was replaced by %s", stage, exc, FAILED)
+            logger.error("%s raised %s: the record's content was replaced by %s", stage, type(exc).__name__, FAILED)
         for field in CONTENT_FIELDS:
             if field in payload:
                 payload[field] = FAILED

@@ -275,7 +275,7 @@ class Trace(_StepOwner):
             if exc is None:
                 raise
             self._client._stats.add("rejected")
-            logger.error("trace %r not logged: %s", self.name, build_error)
+            logger.error("trace %r not logged: field `%s` is invalid", self.name, build_error.field)
             return None
         if isinstance(accepted, LogResult):  # background mode: refused and counted already
             return None

@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._context import current_scope
+from ._internal import swallow
 from ._mapping import as_messages, message_text
 from ._models import ErrorInfo, LogRecord
 from ._session import current_session
@@ -255,8 +256,8 @@ class _Tracker:
         task.add_done_callback(self._orphans.discard)
 
     def _swallow(self, error: BaseException) -> None:
-        self.hp._stats.drop("wrapper_error")
-        logger.warning("huggingplace could not log a wrapped call (the call itself was unaffected): %r", error)
+        swallow("logging a wrapped call (the call itself was unaffected)", error, stats=self.hp._stats,
+                count="wrapper_error")
 
     @staticmethod
     def _normalize(raw: Any) -> Optional[Normalized]:

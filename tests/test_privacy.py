@@ -110,7 +110,8 @@ def test_a_raising_hook_fails_closed(option: str, caplog: pytest.LogCaptureFixtu
     assert body["metaData"] == {"redaction_failed": "redaction" if option == "redact" else "before_send",
                                 "sessionId": "s"}
     assert hp.stats().redaction_failures == 2
-    assert caplog.text.count("hook bug") == 1
+    assert caplog.text.count("raised RuntimeError") == 1  # logged once, by type
+    assert "hook bug" not in caplog.text  # an exception's message may quote what it was given
 
 
 def test_background_redaction_runs_on_the_worker(tmp_path: Path) -> None:

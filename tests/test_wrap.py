@@ -191,7 +191,8 @@ def test_a_logging_failure_never_changes_the_call(fake: FakeProvider) -> None:
 
 
 def test_a_bug_in_record_building_never_changes_the_call(
-    monkeypatch: pytest.MonkeyPatch, collector: LiveCollector, fake: FakeProvider
+    monkeypatch: pytest.MonkeyPatch, collector: LiveCollector, fake: FakeProvider,
+    internal_errors: list[tuple[str, BaseException]],
 ) -> None:
     from huggingplace import _wrap
 
@@ -204,6 +205,8 @@ def test_a_bug_in_record_building_never_changes_the_call(
         resp = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "y"}])
         assert resp.choices[0].message.content.startswith("Hello")
         assert hp.stats().dropped == {"wrapper_error": 1}
+    assert [str(e) for _, e in internal_errors] == ["adapter bug"]  # seen by the suite, not by the app
+    internal_errors.clear()
 
 
 def test_abandoned_and_closed_streams_are_still_logged(collector: LiveCollector, fake: FakeProvider) -> None:

@@ -243,9 +243,11 @@ def normalize_record(body: Any, *, idempotency_key: Optional[str] = None) -> dic
         if not isinstance(timestamp, str):
             raise _type_error("timestamp", "an RFC 3339 string", timestamp)
         try:
-            datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
         except ValueError:
             raise IngestError(422, f"`timestamp` is not RFC 3339: {timestamp[:40]!r}", "timestamp") from None
+        if not 1970 <= parsed.year <= 9999:  # the SDK's range too
+            raise IngestError(422, "`timestamp` must be between the years 1970 and 9999", "timestamp")
     out["timestamp"] = timestamp or format_timestamp(utcnow())
     if "sdk" in data:
         if not isinstance(data["sdk"], Mapping):
