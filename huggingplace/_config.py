@@ -64,7 +64,7 @@ class BackgroundConfig:
     durable: bool = False
     auth_pause: float = 30.0
     max_pause: float = 300.0
-    probe_max: float = 4.0  #: the cap of the probe backoff while the endpoint is down
+    probe_max: float = 1.5  #: the probe backoff's cap while the endpoint is down (+-20% jitter)
     overflow_chunk: int = 256
     exit_timeout: float = 3.0  #: the exit deadline: sending at exit / on SIGTERM stops after it
     handle_signals: bool = True  #: chain a bounded flush onto SIGTERM / SIGINT (see docs/hosts.md)

@@ -39,7 +39,7 @@ __all__ = ["Worker", "PROBE_MIN", "PROBE_MAX"]
 logger = logging.getLogger("huggingplace")
 
 PROBE_MIN = 0.25  # first probe after the endpoint went down (seconds)
-PROBE_MAX = 4.0  # the probe backoff's cap
+PROBE_MAX = 1.5  # the probe backoff's cap (BackgroundConfig.probe_max): back within 2 s of the endpoint
 SPOOL_RETRY = 1.0  # how often an unusable spool is tried again
 
 

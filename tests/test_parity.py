@@ -32,7 +32,8 @@ def test_same_signatures() -> None:
 
 
 def test_all_is_sorted_and_complete() -> None:
-    public = {n for n in dir(huggingplace) if not n.startswith("_")} - {"transports", "collector", "providers", "integrations"}
+    packages = {"transports", "collector", "providers", "integrations"}
+    public = {n for n in dir(huggingplace) if not n.startswith("_")} - packages
     assert set(huggingplace.__all__) - {"__version__"} == public
     assert huggingplace.__all__ == sorted(huggingplace.__all__, key=lambda n: (n.startswith("_"), n))
 

@@ -51,7 +51,7 @@ def test_flush_during_an_outage_returns_at_once_and_after_it_drains_the_spool(tm
         assert result.complete and not result.endpoint_down and result.on_disk == 0
         assert stored_ids(c.db_path) >= set(ids)
         hp.close()
-    assert first < 6  # allow-timing: the probe backoff is capped at 4 s (plus jitter)
+    assert first < 5  # allow-timing: the probe backoff is capped at 1.5 s (plus jitter)
     assert spooled_ids(tmp_path / "spool") == [] and hp.stats().on_disk == 0
 
 
