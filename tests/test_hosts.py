@@ -155,9 +155,11 @@ def _ping_app() -> None:
     """Both server apps answer /ping (added by the test through an environment switch)."""
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 @pytest.mark.parametrize("target", ["fastapi_app:app", "fastapi_app:api"], ids=["wrapped", "bare"])
 @pytest.mark.parametrize("path", ["/ask", "/ask-sync"])
-def test_uvicorn_stopped_by_sigterm_loses_nothing(sink: Collector, tmp_path: Path, path: str, target: str) -> None:
+def test_uvicorn_stopped_by_a_signal_loses_nothing(sink: Collector, tmp_path: Path, path: str, target: str,
+                                                   sig: int) -> None:
     """``bare`` is the app with no integration at all: the SDK's own signal handling delivers."""
     port = free_port()
     proc = subprocess.Popen(
@@ -167,7 +169,7 @@ def test_uvicorn_stopped_by_sigterm_loses_nothing(sink: Collector, tmp_path: Pat
     wait_listening(port, proc)
     tag = f"uvicorn{path.replace('/', '-')}"
     drive(port, path, tag, 300)
-    returncode, err = stop(proc)
+    returncode, err = stop(proc, sig)
     assert stored(sink, tag) == 300 and left_on_disk(tmp_path) == 0
     assert quiet(err) == [], err
 

@@ -120,8 +120,9 @@ async def store_batch(request: web.Request) -> web.Response:
             record = normalize_record(raw)
             _check_org(record, org)
         except IngestError as exc:
+            given = raw.get("event_id") if isinstance(raw, dict) else None
             results.append({"status": exc.status, "error": exc.message, "field": exc.field,
-                            "event_id": raw.get("event_id") if isinstance(raw, dict) else None})
+                            "event_id": given if isinstance(given, str) else None})
             continue
         results.append({})
         good.append((i, record))
@@ -185,6 +186,12 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def openapi(request: web.Request) -> web.Response:
+    from ._openapi import document
+
+    return web.json_response(document())
+
+
 @web.middleware
 async def _json_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -210,6 +217,7 @@ def create_app(store: Store) -> web.Application:
     app.router.add_get("/v2/sessions/{session_id}", session_records)
     app.router.add_get("/v2/records/{event_id}", one_record)
     app.router.add_get("/health", health)
+    app.router.add_get("/openapi.json", openapi)
 
     async def _shutdown(app: web.Application) -> None:
         app[_EXECUTOR].shutdown(wait=True)
