@@ -228,9 +228,9 @@ class _BaseClient:
         self._stats.add("rejected" if isinstance(exc, ValidationError) else "failed")
 
     def _log_quiet_failure(self, record: LogRecord, exc: HuggingPlaceError) -> None:
+        status = getattr(exc, "status_code", None)
         logger.warning(
-            "record %s was not stored (%s%s)", record.event_id, type(exc).__name__,
-            f", HTTP {exc.status_code}" if getattr(exc, "status_code", None) else "",
+            "record %s was not stored (%s%s)", record.event_id, type(exc).__name__, f", HTTP {status}" if status else ""
         )
 
     def _require_sync(self, message: str) -> None:
