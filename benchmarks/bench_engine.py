@@ -318,9 +318,11 @@ def main() -> None:
         print("\n   outage recovery (records logged while down; s from the endpoint's return)")
         for seconds in [float(s) for s in args.outages.split(",") if s]:
             o = outage(sink, seconds, n, spool(f"o{seconds}"))
-            rate = n / o["last_s"] if o["last_s"] == o["last_s"] and o["last_s"] > 0 else float("nan")
+            drain = o["last_s"] - o["first_s"]
+            rate = n / drain if drain == drain and drain > 0 else float("nan")
             print(f"   {seconds:4.0f} s down: first record after {o['first_s']:.2f} s, last after {o['last_s']:.2f} s"
-                  f" ({o['delivered']} delivered; {rate:.0f} rec/s = {rate / ours['rate']:.2f}x the live rate)")
+                  f" ({o['delivered']} delivered; drained at {rate:.0f} rec/s = {rate / ours['rate']:.2f}x the live"
+                  " rate)")
     finally:
         sink.close()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -251,8 +251,11 @@ class Worker:
         and counted alone; one that ``before_send`` dropped is settled (it counted the drop)."""
         p = self.p
         kept: list[Item] = []
+        on_worker = self.thread is not None and threading.get_ident() == self.thread.ident
         for item in items:
             if item.body is None:
+                if on_worker:  # hand the GIL to the app's threads between records, not after a batch
+                    time.sleep(0)
                 try:
                     payload = p.processor.process(to_payload(item.record, p.options))
                     if payload is None:
