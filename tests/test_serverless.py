@@ -63,3 +63,21 @@ def test_the_gunicorn_worker_exit_hook_closes_the_clients(tmp_path: Path) -> Non
         hp.log(user_prompt="gunicorn-hook", response="a")
         worker_exit(None, None)
         assert _count(c.db_path, "gunicorn-hook") == 1 and hp._pipeline is not None and hp._pipeline.closed
+
+
+def test_celery_connect_closes_the_clients_when_a_child_shuts_down(tmp_path: Path) -> None:
+    import pytest
+
+    signals = pytest.importorskip("celery.signals")
+    from huggingplace.integrations.celery import _close, connect
+
+    with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
+        hp = _client(c.url, tmp_path)
+        hp.log(user_prompt="celery-hook", response="a")
+        connect()
+        try:
+            signals.worker_process_shutdown.send(sender=None, pid=0, exitcode=0)  # as billiard does in a child
+            assert _count(c.db_path, "celery-hook") == 1 and hp._pipeline is not None and hp._pipeline.closed
+        finally:
+            signals.worker_process_shutdown.disconnect(_close)
+            signals.worker_shutdown.disconnect(_close)
