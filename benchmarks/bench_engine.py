@@ -207,6 +207,28 @@ def one_otel_rss_down(url: str, n: int, spool: str) -> dict[str, Any]:
     return {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **out}
 
 
+def one_otel_outage(url: str, n: int, spool: str) -> dict[str, Any]:
+    """The peer under the same outage: spans made while the endpoint refuses (503)."""
+    import logging
+
+    logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)  # its retry chatter, not ours
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url + "/v1/traces")))
+    tracer = provider.get_tracer("bench")
+    for i in range(n):
+        with tracer.start_as_current_span("hp-bench-span") as span:
+            span.set_attribute("gen_ai.prompt", record(i)["user_prompt"])
+    print(json.dumps({"logged": True}), flush=True)
+    sys.stdin.readline()
+    provider.force_flush(30_000)
+    provider.shutdown()
+    return {}
+
+
 def one_outage(url: str, n: int, spool: str) -> dict[str, Any]:
     """Log n records while the sink refuses; the parent switches it back on and times arrival."""
     from huggingplace import HuggingPlace
@@ -223,7 +245,7 @@ def one_outage(url: str, n: int, spool: str) -> dict[str, Any]:
 ONE = {
     "hp_background": one_hp_background, "otel": one_otel, "bare_aiohttp": one_bare_aiohttp,
     "foreground": one_foreground, "rss_down": one_rss_down, "otel_rss_down": one_otel_rss_down,
-    "outage": one_outage,
+    "outage": one_outage, "otel_outage": one_otel_outage,
 }
 
 
@@ -244,10 +266,10 @@ def import_ms(stmt: str) -> float:
     return statistics.median(times)
 
 
-def outage(sink: Sink, seconds: float, n: int, spool: str) -> dict[str, float]:
+def outage(sink: Sink, seconds: float, n: int, spool: str, who: str = "outage") -> dict[str, float]:
     sink.reset()
     sink.switch("down")
-    cmd = [sys.executable, __file__, "--one", "outage", "--url", sink.url, "--records", str(n), "--spool", spool]
+    cmd = [sys.executable, __file__, "--one", who, "--url", sink.url, "--records", str(n), "--spool", spool]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdin is not None
     proc.stdout.readline()
@@ -256,7 +278,13 @@ def outage(sink: Sink, seconds: float, n: int, spool: str) -> dict[str, float]:
     back = time.time()
     sink.switch("up")
     deadline = time.time() + 120
+    seen, still = -1, time.time()
     while time.time() < deadline and sink.state()["count"] < n:
+        count = sink.state()["count"]
+        if count != seen:
+            seen, still = count, time.time()
+        elif time.time() - still > 15:  # nothing more arrives: what it delivered is all it will
+            break
         time.sleep(0.05)
     state = sink.state()
     proc.stdin.write("\n")
@@ -323,6 +351,9 @@ def main() -> None:
             print(f"   {seconds:4.0f} s down: first record after {o['first_s']:.2f} s, last after {o['last_s']:.2f} s"
                   f" ({o['delivered']} delivered; drained at {rate:.0f} rec/s = {rate / ours['rate']:.2f}x the live"
                   " rate)")
+            peer = outage(sink, seconds, n, spool(f"p{seconds}"), who="otel_outage")
+            print(f"   {'':4s}   OTel BSP, same outage: {peer['delivered']} of {n} delivered, first after"
+                  f" {peer['first_s']:.2f} s")
     finally:
         sink.close()
         shutil.rmtree(tmp, ignore_errors=True)
