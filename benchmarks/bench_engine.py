@@ -71,14 +71,8 @@ class Sink:
         self.proc.wait(10)
 
 
-def record(i: int) -> dict[str, Any]:
-    return {
-        "user_prompt": f"What were sales in region {i % 7} last quarter?",
-        "response": "Sales were 1.2M, up 4% on the quarter before. " * 4,
-        "llm_model": "gpt-4o",
-        "token_count": 321,
-        "metadata": {"feature": "sql-bot", "turn": i},
-    }
+sys.path.insert(0, HERE)
+from bench_log import record  # noqa: E402  (the same record in every benchmark)
 
 
 # ==== the measurements, each run in its own process (``--one NAME``) ===============================

@@ -89,8 +89,8 @@ def _leave(main: bool) -> None:
             os.kill(os.getpid(), sig)
 
 
-def close_all(timeout: Optional[float] = None) -> None:
-    """Close every background pipeline of this process within one shared deadline."""
+def _each(action: str, timeout: Optional[float]) -> None:
+    """``close`` or ``flush`` every pipeline of this process within one shared deadline."""
     pipelines = _mine()
     if not pipelines:
         return
@@ -100,29 +100,21 @@ def close_all(timeout: Optional[float] = None) -> None:
         deadline = time.monotonic() + budget
         for pipeline in pipelines:
             try:
-                pipeline.close(max(0.0, deadline - time.monotonic()))
-            except Exception as exc:  # never raise at interpreter exit
-                swallow("closing at exit", exc, stats=pipeline.stats)
+                getattr(pipeline, action)(max(0.0, deadline - time.monotonic()))
+            except Exception as exc:  # never raise at exit or in a signal handler
+                swallow(f"{action} at exit", exc, stats=pipeline.stats)
     finally:
         _leave(main)
+
+
+def close_all(timeout: Optional[float] = None) -> None:
+    """Close every background pipeline of this process within one shared deadline."""
+    _each("close", timeout)
 
 
 def flush_all(timeout: Optional[float] = None) -> None:
     """Flush every background pipeline of this process within one shared deadline."""
-    pipelines = _mine()
-    if not pipelines:
-        return
-    main = _enter()
-    try:
-        budget = max(p.config.exit_timeout for p in pipelines) if timeout is None else timeout
-        deadline = time.monotonic() + budget
-        for pipeline in pipelines:
-            try:
-                pipeline.flush(max(0.0, deadline - time.monotonic()))
-            except Exception as exc:
-                swallow("flushing on a signal", exc, stats=pipeline.stats)
-    finally:
-        _leave(main)
+    _each("flush", timeout)
 
 
 # ---- installing ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any, Awaitable, Callable, Optional, TypeVar
 from aiohttp import web
 
 from .._config import ROUTE
+from .._wire import BATCH_HEADER
 from ._ingest import LIMITS, IngestError, normalize_record, parse_body
 from ._store import Store
 
@@ -22,7 +23,6 @@ __all__ = ["create_app", "BATCH_ROUTE", "STORE_KEY"]
 logger = logging.getLogger("huggingplace.collector")
 
 BATCH_ROUTE = ROUTE + "/batch"
-BATCH_HEADER = "HuggingPlace-Batch-Route"
 STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
 _EXECUTOR: web.AppKey[ThreadPoolExecutor] = web.AppKey("executor", ThreadPoolExecutor)
 T = TypeVar("T")
