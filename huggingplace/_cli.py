@@ -26,6 +26,7 @@ def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from .collector import DEV_ORG, create_app
+    from .collector._guard import GuardedRunner
     from .collector._store import Store
 
     env_keys = [k for k in os.environ.get("HUGGINGPLACE_COLLECTOR_KEYS", "").split(",") if k.strip()]
@@ -40,7 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"warning: listening on {args.host}, reachable from other machines", file=sys.stderr)
 
     async def run() -> None:
-        runner = web.AppRunner(create_app(store), access_log=None)
+        runner = GuardedRunner(create_app(store), access_log=None, keepalive_timeout=75)
         await runner.setup()
         site = web.TCPSite(runner, args.host, args.port)
         await site.start()

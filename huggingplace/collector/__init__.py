@@ -16,6 +16,7 @@ from typing import Mapping, Optional
 from aiohttp import web
 
 from ._app import BATCH_ROUTE, create_app
+from ._guard import GuardedRunner
 from ._store import Store
 
 __all__ = ["Collector", "Store", "create_app", "BATCH_ROUTE", "DEV_ORG"]
@@ -72,7 +73,7 @@ class Collector:
         loop = asyncio.new_event_loop()
         self._loop = loop
         try:
-            self._runner = web.AppRunner(create_app(self._store), access_log=None)
+            self._runner = GuardedRunner(create_app(self._store), access_log=None, keepalive_timeout=75)
             loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, self.host, self.port)
             loop.run_until_complete(site.start())

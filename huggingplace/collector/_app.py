@@ -58,7 +58,9 @@ async def _json_body(request: web.Request) -> Any:
     if request.content_length is not None and request.content_length > LIMITS["body_bytes"]:
         raise _TooLarge(request.content_length)
     try:
-        raw = await request.read()
+        raw = await asyncio.wait_for(request.read(), LIMITS["body_seconds"])
+    except asyncio.TimeoutError:
+        raise IngestError(408, f"the body did not arrive within {LIMITS['body_seconds']} s") from None
     except web.HTTPRequestEntityTooLarge:
         raise _TooLarge(None) from None
     except Exception as exc:  # a body that does not arrive or unzip: the client's, not ours

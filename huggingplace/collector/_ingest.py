@@ -27,6 +27,8 @@ LIMITS = {
     "steps": 1000,  # steps in one record, nested ones included
     "step_depth": 32,
     "batch_records": 1000,
+    "head_seconds": 10,  # a request head must arrive within this (slow-header clients are cut off)
+    "body_seconds": 30,  # ... and its body within this
 }
 
 _TEXT = ("user_prompt", "ai_response")

@@ -58,11 +58,11 @@ def document() -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": {
             ROUTE: {"post": {"summary": "Store one record", "requestBody": body,
-                             "responses": {**_ok(stored), **_errors(400, 401, 403, 413, 422)}}},
+                             "responses": {**_ok(stored), **_errors(400, 401, 403, 408, 413, 422)}}},
             ROUTE + "/batch": {"post": {
                 "summary": "Store many records; one result per record, in order", "requestBody": batch,
                 "responses": {**_ok({"type": "object", "required": ["results"], "properties": {
-                    "results": {"type": "array", "items": result}}}), **_errors(400, 401, 413)}}},
+                    "results": {"type": "array", "items": result}}}), **_errors(400, 401, 408, 413)}}},
             "/v2/sessions": {"get": {"summary": "Sessions of the key's org, newest first", "parameters": page,
                                      "responses": {**_ok({"type": "object", "required": ["sessions"]}),
                                                    **_errors(400, 401)}}},
