@@ -241,3 +241,24 @@ def test_worker_threads_do_not_pile_up(tmp_path: Path) -> None:
         hp.close()
     assert wait_for(lambda: sum(t.name == "huggingplace-worker" for t in threading.enumerate()) == before, 5)
     assert os.getpid() > 0
+
+
+def test_one_rejected_record_in_a_batch_is_counted_and_never_retried(tmp_path: Path) -> None:
+    """Through the collector's batch route: one record a before_send hook broke comes back 422 in
+    the per-record results; it is counted as rejected, sent once, and the rest are stored."""
+    def break_one(payload: dict[str, Any]) -> dict[str, Any]:
+        if payload["user_prompt"] == "q7":
+            payload["token_count"] = 2**63  # past the limit the collector (and the SDK) enforce
+        return payload
+
+    with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
+        hp = bg_client(c.url, tmp_path / "spool", before_send=break_one)
+        hp.log(user_prompt="warm-up", response="a")
+        hp.flush(5)  # the collector has now advertised its batch route
+        ids = log_many(hp, 50)
+        result = hp.flush(10)
+        stored = stored_ids(c.db_path)
+        hp.close()
+    assert hp._pipeline.worker.batch_url is not None
+    assert result.complete and hp.stats().rejected == 1 and hp.stats().retried == 0
+    assert stored >= set(ids) - {ids[7]} and ids[7] not in stored
