@@ -145,8 +145,10 @@ def _install_from_worker_thread() -> None:
         from anyio import from_thread
 
         from_thread.run_sync(install_signal_handlers)
-    except Exception:  # not an anyio worker thread: nothing to ask
+    except RuntimeError:  # not an anyio worker thread: nothing to ask
         return
+    except Exception as exc:
+        swallow("installing signal handlers from a worker thread", exc)
 
 
 def _process_hooks() -> None:
