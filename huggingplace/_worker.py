@@ -34,12 +34,11 @@ from ._wire import BATCH_HEADER, Response, batch_body, batch_errors, parse_respo
 if TYPE_CHECKING:  # pragma: no cover
     from ._background import Pipeline
 
-__all__ = ["Worker", "PROBE_MIN", "PROBE_MAX"]
+__all__ = ["Worker", "PROBE_MIN"]
 
 logger = logging.getLogger("huggingplace")
 
-PROBE_MIN = 0.25  # first probe after the endpoint went down (seconds)
-PROBE_MAX = 1.5  # the probe backoff's cap (BackgroundConfig.probe_max): back within 2 s of the endpoint
+PROBE_MIN = 0.25  # first probe after the endpoint went down (s); BackgroundConfig.probe_max caps the backoff
 SPOOL_RETRY = 1.0  # how often an unusable spool is tried again
 
 
@@ -364,10 +363,11 @@ class Worker:
         held_for_auth = False
         delivered = False
         for item, exc in zip(items, errors):
-            result = Outcome.RETRY if exc is NOT_SENT else outcome(exc)
-            if exc is NOT_SENT:
+            if exc is NOT_SENT:  # held back by a pause: no attempt was made
                 unsent.append(item)
-            elif result is Outcome.SENT:
+                continue
+            result = outcome(exc)
+            if result is Outcome.SENT:
                 delivered = True
                 self._sent(item)
             elif result is Outcome.REJECT:
