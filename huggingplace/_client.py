@@ -16,7 +16,7 @@ from ._config import Options, OrgId, env_flag, resolve_background, resolve_optio
 from ._context import Context, current_scope
 from ._exceptions import APIError, HuggingPlaceError, ValidationError
 from ._internal import swallow
-from ._mapping import build_record, merge_defaults, normalize
+from ._mapping import build_record, merge_defaults, normalize, step_as_log
 from ._models import LogRecord, LogResult, Step
 from ._privacy import Processor
 from ._retry import RetryPolicy
@@ -335,6 +335,11 @@ class HuggingPlace(_BaseClient):
         """
         return self._log_accepted(self._accept(args, fields))
 
+    def log_step(self, step: Mapping[str, Any], /, **fields: Any) -> LogResult:
+        """Log one step as its own record, as the public SDKs' ``log_step`` does: the step's
+        ``user_question`` and ``prompt_response`` become the prompt and response."""
+        return self.log(step_as_log(step), **fields)
+
     def _log_accepted(self, accepted: Any) -> LogResult:
         return accepted if isinstance(accepted, LogResult) else self._log_record(accepted)
 
@@ -406,6 +411,10 @@ class AsyncHuggingPlace(_BaseClient):
     async def log(self, *args: Mapping[str, Any], **fields: Any) -> LogResult:
         """Validate and send one record; the async twin of :meth:`HuggingPlace.log`."""
         return await self._log_accepted(self._accept(args, fields))
+
+    async def log_step(self, step: Mapping[str, Any], /, **fields: Any) -> LogResult:
+        """Log one step as its own record; the async twin of :meth:`HuggingPlace.log_step`."""
+        return await self.log(step_as_log(step), **fields)
 
     async def _log_accepted(self, accepted: Any) -> LogResult:
         return accepted if isinstance(accepted, LogResult) else await self._log_record(accepted)

@@ -6,7 +6,9 @@ This is the single place that knows ``metadata`` travels as ``metaData`` and ``r
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import re
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 
 class Field(NamedTuple):
@@ -32,11 +34,16 @@ FIELDS: tuple[Field, ...] = (
         ("tokenUsage",),
         "a dict {'prompt_tokens': int, 'completion_tokens': int, 'total_tokens': int}",
     ),
-    Field("response_time", "response_time", ("responseTime",), "a number of milliseconds >= 0"),
+    Field(
+        "response_time",
+        "response_time",
+        ("responseTime",),
+        "a number of milliseconds >= 0 (or the public SDKs' '0 min 1.23 sec')",
+    ),
     Field("step_data", "step_data", ("stepData",), "a list of step dicts"),
     Field("user_uuid", "user_uuid", ("userUuid",), "a string"),
     Field("org_uuid", "org_uuid", ("orgUuid",), "a string"),
-    Field("user_roles", "user_roles", ("userRoles",), "a list of strings"),
+    Field("user_roles", "user_roles", ("userRoles",), "a list of strings (one string is one role)"),
     Field("llm_model2", "llm_model2", ("llmModel2",), "a string"),
     Field("mapping_table", "mapping_table", ("mappingTable",), "a string or a dict"),
     Field("message_id", "message_id", ("messageId",), "a string"),
@@ -54,12 +61,31 @@ BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
 ALIASES: dict[str, str] = {spelling: f.name for f in FIELDS for spelling in (f.name, *f.aliases)}
 
 
+_PUBLIC_SDK_TIME = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*min\s+(\d+(?:\.\d+)?)\s*sec\s*$")
+
+
+def public_sdk_ms(text: str) -> float | None:
+    """Milliseconds from the public SDKs' ``"0 min 1.23 sec"`` string, or None for other text."""
+    match = _PUBLIC_SDK_TIME.match(text)
+    if match is None:
+        return None
+    return (float(match.group(1)) * 60 + float(match.group(2))) * 1000.0
+
+
 # ---- a step object: what SDK and collector both accept (one table, one check) -------------------
 MAX_INT = 2**63 - 1  # 64-bit: what SQLite stores exactly; larger counts are refused on both sides
 MAX_DEPTH = 64  # nesting of any JSON value a record carries
 STEP_STRINGS = ("step_name", "type", "status", "user_question", "prompt_response", "llm_model", "started_at",
                 "ended_at")
 STEP_COUNTS = ("token", "input_tokens", "output_tokens")
+#: camelCase step keys the JavaScript SDK's users write -> the wire names every step travels under
+STEP_ALIASES: dict[str, str] = {
+    "stepName": "step_name", "timeMs": "time_ms", "userQuestion": "user_question",
+    "promptResponse": "prompt_response", "llmModel": "llm_model", "inputTokens": "input_tokens",
+    "outputTokens": "output_tokens", "responseTime": "response_time", "startedAt": "started_at",
+    "endedAt": "ended_at",
+}
+STEP_TIMES = ("time_ms", "response_time")
 _STEP_OK = frozenset({"ok", "success", "succeeded", "completed", "complete", "done"})
 _STEP_ERROR = frozenset({"error", "failed", "failure", "fail", "errored"})
 
@@ -84,11 +110,12 @@ def step_problem(step: object, path: str) -> tuple[str, str] | None:
         value = step.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT):
             return f"{path}.{key}", f"a whole number from 0 to {MAX_INT}"
-    time_ms = step.get("time_ms")
-    if time_ms is not None and not isinstance(time_ms, str) and (
-        isinstance(time_ms, bool) or not isinstance(time_ms, (int, float)) or not 0 <= time_ms < float("inf")
-    ):
-        return f"{path}.time_ms", "a number of milliseconds >= 0"
+    for key in STEP_TIMES:
+        value = step.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf")
+        ):
+            return f"{path}.{key}", "a number of milliseconds >= 0 (or a '0 min 1.23 sec' string)"
     if step.get("metadata") is not None and not isinstance(step["metadata"], dict):
         return f"{path}.metadata", "a JSON object"
     if step.get("steps") is not None and not isinstance(step["steps"], list):
@@ -97,3 +124,32 @@ def step_problem(step: object, path: str) -> tuple[str, str] | None:
     if error is not None and not isinstance(error, (str, dict)):
         return f"{path}.error", "a string or an object {type, message}"
     return None
+
+
+def legacy_step(step: Mapping[str, Any]) -> dict[str, Any]:
+    """A step as the public SDKs' users write it, under the wire names: camelCase keys renamed
+    (an alias beside its wire key with another value is kept as given), ``None`` values dropped,
+    ``"0 min 1.80 sec"`` times read as milliseconds. Nested ``steps`` likewise. Never raises."""
+    out: dict[str, Any] = {}
+    for key, value in step.items():
+        if value is None:
+            continue
+        wire = STEP_ALIASES.get(key) if isinstance(key, str) else None
+        if wire is None or (wire in step and step[wire] is not None and step[wire] != value):
+            out.setdefault(key, value)
+        else:
+            out[wire] = value
+    for key in STEP_TIMES:
+        value = out.get(key)
+        if isinstance(value, str):
+            ms = public_sdk_ms(value)
+            if ms is None:
+                try:
+                    ms = float(value)
+                except ValueError:
+                    continue
+            out[key] = ms
+    children = out.get("steps")
+    if isinstance(children, list):
+        out["steps"] = [legacy_step(c) if isinstance(c, Mapping) else c for c in children]
+    return out

@@ -14,12 +14,12 @@ from typing import Any, Callable
 import attrs
 
 from ._exceptions import ValidationError
-from ._fields import ALIASES, BY_NAME, step_problem
+from ._fields import ALIASES, BY_NAME, legacy_step, public_sdk_ms, step_problem
 from ._models import ErrorInfo, LogRecord, Step, TokenUsage
 from ._serialize import to_jsonable
 from .providers import Normalized, adapt, as_dict
 
-__all__ = ["normalize", "build_record", "merge_defaults"]
+__all__ = ["normalize", "build_record", "merge_defaults", "step_as_log"]
 
 _USAGE_KEYS = {
     "prompt_tokens": "prompt_tokens",
@@ -39,8 +39,9 @@ def suggest(key: str, choices: Sequence[str]) -> str:
 def normalize(data: Mapping[str, Any], *, where: str = "log()") -> dict[str, tuple[str, Any]]:
     """Map each caller key to its SDK keyword: ``{name: (key as the caller spelled it, value)}``.
 
-    Unknown keys and the same field given twice (``userPrompt`` and ``user_prompt``) are errors.
-    ``None`` values mean "not given", as in the public SDKs.
+    Unknown keys are errors, and so is one field given twice with different values
+    (``response`` and ``ai_response``); twice with the same value, as the public SDKs' READMEs
+    write it, is one value. ``None`` values mean "not given", as in the public SDKs.
     """
     out: dict[str, tuple[str, Any]] = {}
     for key, value in data.items():
@@ -56,11 +57,22 @@ def normalize(data: Mapping[str, Any], *, where: str = "log()") -> dict[str, tup
         if value is None:
             continue
         if name in out:
+            if _same(out[name][1], value):
+                continue
             raise ValidationError(
-                f"{where}: `{out[name][0]}` and `{key}` are the same field; pass only one", field=key
+                f"{where}: `{out[name][0]}` and `{key}` are the same field with different values; "
+                "pass only one",
+                field=key,
             )
         out[name] = (key, value)
     return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return a is b or bool(type(a) is type(b) and a == b)
+    except Exception:  # a user object whose __eq__ raises is simply not "the same"
+        return False
 
 
 def _shown(value: Any) -> str:
@@ -117,9 +129,13 @@ def _error_info(key: str, value: Any) -> ErrorInfo:
 def _response_time(key: str, value: Any) -> float:
     if isinstance(value, _dt.timedelta):
         return value.total_seconds() * 1000.0
+    if isinstance(value, str):
+        ms = public_sdk_ms(value)
+        if ms is None:
+            raise _fail(key, "response_time", value, "pass milliseconds as a number, e.g. 1234.5")
+        return ms
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        detail = "pass milliseconds as a number, e.g. 1234.5" if isinstance(value, str) else ""
-        raise _fail(key, "response_time", value, detail)
+        raise _fail(key, "response_time", value)
     if not value >= 0 or value == float("inf"):
         raise _fail(key, "response_time", value)
     return float(value)
@@ -134,6 +150,8 @@ def _steps(key: str, value: Any) -> tuple[Any, ...]:
             steps.append(step)
         elif isinstance(step, Mapping):
             clean = to_jsonable(step)
+            if isinstance(clean, Mapping):
+                clean = legacy_step(clean)
             _check_steps(clean, f"{key}[{i}]", 0)
             steps.append(clean)
         else:
@@ -156,8 +174,10 @@ def _check_steps(step: Any, path: str, depth: int) -> None:
 
 
 def _roles(key: str, value: Any) -> tuple[str, ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise _fail(key, "user_roles", value, "wrap a single role in a list")
+    if isinstance(value, str):  # the public SDKs' READMEs pass one role as a string
+        return (value,)
+    if isinstance(value, bytes) or not isinstance(value, Sequence):
+        raise _fail(key, "user_roles", value)
     if not all(isinstance(r, str) for r in value):
         raise _fail(key, "user_roles", value)
     return tuple(value)
@@ -200,6 +220,24 @@ _CONVERTERS: dict[str, Callable[[str, Any], Any]] = {
     "timestamp": _timestamp,
     "mapping_table": _mapping_table,
 }
+
+
+def step_as_log(step: Any) -> dict[str, Any]:
+    """The record the public SDKs' ``log_step(step)`` sends: the step's question and answer as
+    the prompt and response, its model, ``token`` and time as the record's, the step itself as
+    its one step. Never raises: a step that is not a dict is refused by validation, by name."""
+    if not isinstance(step, Mapping):
+        return {"step_data": [step]}
+    clean = legacy_step(to_jsonable(step))
+    out: dict[str, Any] = {
+        "user_prompt": clean.get("user_question", ""),
+        "response": clean.get("prompt_response", ""),
+        "step_data": [clean],
+    }
+    for key, name in (("llm_model", "llm_model"), ("token", "token_count"), ("response_time", "response_time")):
+        if key in clean:
+            out[name] = clean[key]
+    return out
 
 
 def merge_defaults(

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from huggingplace import HuggingPlace, MemoryTransport, ValidationError
 from huggingplace._config import resolve_options
-from huggingplace._fields import FIELDS
+from huggingplace._fields import BY_NAME, FIELDS
 from huggingplace._wire import to_payload
 
 from .strategies import WRONG_TYPES, valid_fields
@@ -81,10 +81,26 @@ def test_unknown_field_suggests_the_nearest_name() -> None:
     assert transport.requests == []
 
 
-def test_same_field_twice_is_refused() -> None:
-    hp, _ = _client()
-    with pytest.raises(ValidationError, match="same field"):
+def test_same_field_twice_with_different_values_is_refused_naming_both() -> None:
+    hp, transport = _client()
+    with pytest.raises(ValidationError, match="`user_prompt` and `userPrompt` are the same field") as info:
         hp.log(user_prompt="a", userPrompt="b", response="c")
+    assert info.value.field == "userPrompt" and transport.requests == []
+
+
+@pytest.mark.parametrize(("a", "b", "value"), [
+    ("response", "ai_response", "same text"),
+    ("metadata", "metaData", {"k": 1}),
+    ("user_metadata", "userMetadata", {"email": "e"}),
+])
+def test_same_field_twice_with_the_same_value_is_one_value(a: str, b: str, value: object) -> None:
+    """The public SDKs' READMEs pass `response` beside `ai_response` with the same text."""
+    hp, transport = _client()
+    hp.log({"user_prompt": "q", "response": "r", a: value, b: value} if a != "response" else
+           {"user_prompt": "q", a: value, b: value})
+    wire = BY_NAME[a].wire
+    assert transport.payloads[0][wire] == (value if a != "metadata" else {**value})
+    assert b not in transport.payloads[0] or b == wire
 
 
 @pytest.mark.parametrize("missing", ["user_prompt", "response"])
@@ -97,12 +113,19 @@ def test_required_fields(missing: str) -> None:
     assert transport.requests == []
 
 
-def test_response_time_as_a_string_explains_the_fix() -> None:
-    """The public SDKs' "0 min 1.23 sec" is refused with the fix spelled out."""
-    hp, _ = _client()
+def test_response_time_in_the_public_sdks_words_is_sent_as_milliseconds() -> None:
+    hp, transport = _client()
+    hp.log(user_prompt="q", response="a", responseTime="1 min 2.30 sec")
+    assert transport.payloads[0]["response_time"] == 62300.0
+
+
+@pytest.mark.parametrize("value", ["fast", "1.5", "2 sec", ""])
+def test_response_time_as_another_string_explains_the_fix(value: str) -> None:
+    hp, transport = _client()
     with pytest.raises(ValidationError, match="milliseconds as a number") as info:
-        hp.log(user_prompt="q", response="a", responseTime="0 min 1.23 sec")
+        hp.log(user_prompt="q", response="a", responseTime=value)
     assert info.value.field == "responseTime"
+    assert transport.requests == []
 
 
 def test_response_time_from_timedelta() -> None:
@@ -125,10 +148,29 @@ def test_token_count_must_match_usage_total() -> None:
         hp.log(user_prompt="q", response="a", token_count=9, token_usage={"total_tokens": 7})
 
 
-def test_single_role_string_is_refused() -> None:
-    hp, _ = _client()
-    with pytest.raises(ValidationError, match="wrap a single role in a list"):
-        hp.log(user_prompt="q", response="a", user_roles="admin")
+def test_single_role_string_is_one_role() -> None:
+    hp, transport = _client()
+    hp.log(user_prompt="q", response="a", userRoles="admin")
+    assert transport.payloads[0]["user_roles"] == ["admin"]
+    with pytest.raises(ValidationError, match="`user_roles` must be a list of strings") as info:
+        hp.log(user_prompt="q", response="a", user_roles=["admin", 3])
+    assert info.value.field == "user_roles"
+
+
+def test_legacy_step_keys_are_sent_under_their_wire_names() -> None:
+    """The JavaScript SDK's users write steps in camelCase with "0 min 1.80 sec" times."""
+    hp, transport = _client()
+    hp.log(user_prompt="q", response="a", step_data=[{
+        "step_name": "sql", "status": "completed", "time_ms": 1800, "userQuestion": "uq",
+        "promptResponse": "pr", "token": 120, "responseTime": "0 min 1.80 sec", "inputTokens": 40,
+        "outputTokens": 80, "llmModel": "gpt-4o", "steps": [{"stepName": "inner", "timeMs": "0 min 0.25 sec"}],
+    }])
+    step = transport.payloads[0]["step_data"][0]
+    assert step == {
+        "step_name": "sql", "status": "completed", "time_ms": 1800, "user_question": "uq",
+        "prompt_response": "pr", "token": 120, "response_time": 1800.0, "input_tokens": 40,
+        "output_tokens": 80, "llm_model": "gpt-4o", "steps": [{"step_name": "inner", "time_ms": 250.0}],
+    }
 
 
 def test_error_marks_status() -> None:

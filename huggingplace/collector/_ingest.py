@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Optional
 
-from .._fields import MAX_DEPTH, MAX_INT, step_problem
+from .._fields import ALIASES, BY_NAME, MAX_DEPTH, MAX_INT, legacy_step, public_sdk_ms, step_problem
 from .._models import utcnow
 from .._serialize import format_timestamp, scrub_surrogates
 
@@ -39,7 +39,6 @@ _KNOWN = set(_TEXT) | set(_IDS) | set(_OBJECTS) | {
     "mapping_table", "status", "error", "event_id", "timestamp", "sdk",
 }
 _EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
-_PUBLIC_SDK_TIME = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*min\s+(\d+(?:\.\d+)?)\s*sec\s*$")
 
 
 class IngestError(Exception):
@@ -65,9 +64,9 @@ def _type_error(field: str, expected: str, value: Any) -> IngestError:
 def parse_response_time(value: Any, field: str = "response_time") -> float:
     """Milliseconds from a number, or from the public SDKs' ``"0 min 1.23 sec"`` string."""
     if isinstance(value, str):
-        match = _PUBLIC_SDK_TIME.match(value)
-        if match:
-            return (float(match.group(1)) * 60 + float(match.group(2))) * 1000.0
+        ms = public_sdk_ms(value)
+        if ms is not None:
+            return ms
         try:
             value = float(value)
         except ValueError:
@@ -153,18 +152,35 @@ def _steps(value: Any, path: str, depth: int, budget: list[int]) -> list[dict[st
         budget[0] -= 1
         if budget[0] < 0:
             raise IngestError(422, f"`step_data` has more than {LIMITS['steps']} steps", "step_data")
-        clean = {k: v for k, v in step.items() if v is not None}
+        clean = legacy_step(step)  # the SDK's own reading of camelCase keys and "0 min 1.80 sec"
         problem = step_problem(clean, where)  # the SDK's own check: the two never disagree
         if problem is not None:
             raise IngestError(422, f"`{problem[0]}` must be {problem[1]}", problem[0])
         if "step_name" in clean:
             _string(f"{where}.step_name", clean["step_name"], LIMITS["id_chars"])
-        if "time_ms" in clean:
-            clean["time_ms"] = parse_response_time(clean["time_ms"], f"{where}.time_ms")
         if "steps" in clean:
             clean["steps"] = _steps(clean["steps"], f"{where}.steps", depth + 1, budget)
         steps.append(clean)
     return steps
+
+
+def _wire_names(data: dict[str, Any]) -> set[str]:
+    """Rename the SDK's aliases (``userPrompt``, ``metadata``, ``response``...) to their wire
+    names in place, from the SDK's own field table; return the keys that were moved. An alias
+    beside its wire key stays an extra; two objects (``metaData: {}`` beside ``metadata: {...}``,
+    as the JavaScript SDK's sessions send) are also merged, the wire key's values winning."""
+    moved: set[str] = set()
+    for key in [k for k in data if k not in _KNOWN]:
+        name = ALIASES.get(key)
+        wire = BY_NAME[name].wire if name else ""
+        if not wire:
+            continue
+        if wire not in data:
+            data[wire] = data.pop(key)
+            moved.add(key)
+        elif isinstance(data[wire], Mapping) and isinstance(data[key], Mapping):
+            data[wire] = {**data[key], **data[wire]}
+    return moved
 
 
 def normalize_record(body: Any, *, idempotency_key: Optional[str] = None) -> dict[str, Any]:
@@ -172,8 +188,7 @@ def normalize_record(body: Any, *, idempotency_key: Optional[str] = None) -> dic
     if not isinstance(body, Mapping):
         raise IngestError(400, "the body must be one JSON object")
     data = {k: v for k, v in body.items() if v is not None}
-    if "ai_response" not in data and isinstance(data.get("response"), str):
-        data["ai_response"] = data.pop("response")
+    mapped = _wire_names(data)
     out: dict[str, Any] = {}
     for field in _TEXT:
         if field not in data:
@@ -217,6 +232,7 @@ def normalize_record(body: Any, *, idempotency_key: Optional[str] = None) -> dic
         out["step_data"] = _steps(data["step_data"], "step_data", 0, [LIMITS["steps"]])
     if "user_roles" in data:
         roles = data["user_roles"]
+        roles = [roles] if isinstance(roles, str) else roles  # the public SDKs' READMEs: "admin"
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise _type_error("user_roles", "an array of strings", roles)
         out["user_roles"] = roles
@@ -255,7 +271,7 @@ def normalize_record(body: Any, *, idempotency_key: Optional[str] = None) -> dic
         if not isinstance(data["sdk"], Mapping):
             raise _type_error("sdk", "a JSON object", data["sdk"])
         out["sdk"] = dict(data["sdk"])
-    extras = {k: v for k, v in body.items() if k not in _KNOWN}
+    extras = {k: v for k, v in body.items() if k not in _KNOWN and k not in mapped}
     if extras:
         out["extras"] = extras
     if out.get("session_id") and "metaData" in out:
