@@ -18,6 +18,7 @@ from ._fields import ALIASES, BY_NAME, legacy_step, public_sdk_ms, step_problem
 from ._models import ErrorInfo, LogRecord, Step, TokenUsage
 from ._serialize import to_jsonable
 from .providers import Normalized, adapt, as_dict
+from .providers._base import llm_metadata
 
 __all__ = ["normalize", "build_record", "merge_defaults", "step_as_log"]
 
@@ -306,18 +307,12 @@ def apply_normalized(fields: dict[str, tuple[str, Any]], result: Normalized, *, 
             "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
             "total_tokens": result.total_tokens,
         })
-    llm: dict[str, Any] = {"provider": result.provider}
-    for name in ("finish_reason", "response_id"):
-        if getattr(result, name):
-            llm[name] = getattr(result, name)
-    for name in ("cached_tokens", "reasoning_tokens"):
-        if getattr(result, name):
-            llm[name] = getattr(result, name)
-    if result.tool_calls:
-        llm["tool_calls"] = [dict(c) for c in result.tool_calls]
     meta_key, meta = fields.get("metadata", ("metadata", {}))
-    if isinstance(meta, Mapping) and "llm" not in meta:
-        fields["metadata"] = (meta_key, {**meta, "llm": llm})
+    if isinstance(meta, Mapping):
+        given = meta.get("llm")
+        llm = {**llm_metadata(result), **given} if isinstance(given, Mapping) else llm_metadata(result)
+        if given is None or isinstance(given, Mapping):
+            fields["metadata"] = (meta_key, {**meta, "llm": llm})
 
 
 def _adapt_inputs(fields: dict[str, tuple[str, Any]]) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import inspect
 import logging
 import time
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._context import current_scope
@@ -22,7 +23,8 @@ from ._models import ErrorInfo, LogRecord
 from ._session import current_session
 from ._threading import ResponseChains, conversation_id
 from .providers import Normalized, adapt, as_dict
-from .providers._anthropic import MessagesStream, snapshot
+from .providers._anthropic import MessagesStream
+from .providers._base import dig
 from .providers._openai import ChatStream, ResponsesStream
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -72,7 +74,7 @@ def wrap(hp: _BaseClient, client: Any) -> Any:
             "AsyncHuggingPlace.wrap() needs an async provider client (AsyncOpenAI, AsyncAnthropic); "
             "use HuggingPlace for sync clients, or AsyncHuggingPlace(background=True)"
         )
-    return _Proxy(client, _Tracker(hp, is_async), ())
+    return _Proxy(client, _Tracker(hp, is_async, kind), ())
 
 
 class _Proxy:
@@ -126,13 +128,15 @@ class _Proxy:
 
 
 class _Call:
-    """What one tracked call was asked, and when it started."""
+    """What one tracked call was asked, when it started, and (for a stream) what arrived."""
 
     def __init__(self, kind: str, kwargs: dict[str, Any]) -> None:
         self.kind = kind
         self.kwargs = kwargs
         self.start_ns = time.perf_counter_ns()
         self.first_token_ns: Optional[int] = None
+        self.stream = False
+        self.chunks = 0
 
     def prompt(self) -> tuple[str, list[dict[str, Any]], str]:
         """(system prompt, messages, last user text) from the provider's own arguments."""
@@ -153,13 +157,33 @@ class _Call:
         user = next((str(m["content"]) for m in reversed(messages) if m.get("role") == "user"), "")
         return system, messages, user
 
+    def user(self) -> Optional[str]:
+        """The end user the call names: OpenAI's ``user`` / ``safety_identifier``, or
+        ``metadata.user_id`` (Anthropic's field, and a common OpenAI ``metadata`` key)."""
+        kw = self.kwargs
+        for value in (kw.get("user"), kw.get("safety_identifier"), dig(kw.get("metadata"), "user_id")):
+            if isinstance(value, str) and value:
+                return value
+        return None
+
+
+def _given_user() -> Optional[str]:
+    """The user id an enclosing session or context gives (it wins over the call's)."""
+    session = current_session()
+    scope = current_scope()
+    for fields in (session.defaults if session is not None else {}, scope.fields if scope is not None else {}):
+        if "user_id" in fields:
+            return str(fields["user_id"][1])
+    return None
+
 
 class _Tracker:
     """Turns tracked calls into records for one HuggingPlace client."""
 
-    def __init__(self, hp: _BaseClient, is_async: bool) -> None:
+    def __init__(self, hp: _BaseClient, is_async: bool, provider: str) -> None:
         self.hp = hp
         self.is_async = is_async
+        self.provider = provider
         self._orphans: set[asyncio.Task[Any]] = set()
 
     # ---- deciding ------------------------------------------------------------------------
@@ -177,25 +201,45 @@ class _Tracker:
         return kwargs, False
 
     # ---- building the record --------------------------------------------------------------
-    def _record(self, call: _Call, result: Optional[Normalized], exc: Optional[BaseException]) -> Optional[LogRecord]:
+    def _record(
+        self, call: _Call, result: Optional[Normalized], exc: Optional[BaseException], end: Optional[str] = None
+    ) -> Optional[LogRecord]:
+        """One record in the shape of ``providers.RECORD_FIELDS``; ``end`` says how a stream
+        ended (``complete``, ``closed``, ``abandoned`` or ``error``)."""
         system, messages, user = call.prompt()
-        fields: dict[str, tuple[str, Any]] = {"user_prompt": ("user_prompt", user)}
-        model = (result.model if result else None) or call.kwargs.get("model")
-        if result is not None:
-            fields["response"] = ("response", result)
-        else:
-            fields["response"] = ("response", "")
+        fields: dict[str, tuple[str, Any]] = {
+            "user_prompt": ("user_prompt", user),
+            "response": ("response", result if result is not None else ""),
+        }
+        requested = call.kwargs.get("model")
+        model = (result.model if result else None) or requested
         if model:
             fields["llm_model"] = ("llm_model", str(model))
+        llm: dict[str, Any] = {} if result is not None else {"provider": self.provider}
+        if requested:
+            llm["request_model"] = str(requested)
+        if call.stream:
+            llm.update(stream=True, chunks=call.chunks, completed=end == "complete", end=end or "complete")
+            if call.first_token_ns is not None:
+                llm["time_to_first_token_ms"] = round((call.first_token_ns - call.start_ns) / 1e6, 3)
         if exc is not None:
             fields["status"] = ("status", "error")
             fields["error"] = ("error", ErrorInfo.from_exception(exc))
-        if call.first_token_ns is not None:
-            ttft = (call.first_token_ns - call.start_ns) / 1e6
-            fields["metadata"] = ("metadata", {"llm": {"time_to_first_token_ms": round(ttft, 3)}})
-        thread = self._thread(call, system, messages, result)
+        elif end in ("closed", "abandoned"):
+            fields["status"] = ("status", "error")
+            fields["error"] = ("error", ErrorInfo(
+                type="IncompleteStream",
+                message=f"the stream was {end} before its end, after {call.chunks} chunks"))
+        metadata: dict[str, Any] = {"llm": llm}
+        given_user = _given_user()
+        call_user = call.user()
+        if call_user is not None and given_user is None:
+            fields["user_id"] = ("user_id", call_user)
+        thread = self._thread(call, system, messages, result, given_user or call_user)
         if thread is not None:
             fields["session_id"] = ("session_id", thread)
+            metadata["session_derived"] = True
+        fields["metadata"] = ("metadata", metadata)
         elapsed = (time.perf_counter_ns() - call.start_ns) / 1e6
         accepted = self.hp._accept((), {}, fields=fields, measured_ms=elapsed)
         if result is not None and call.kind == "responses":
@@ -203,7 +247,8 @@ class _Tracker:
         return accepted if isinstance(accepted, LogRecord) else None
 
     def _thread(
-        self, call: _Call, system: str, messages: list[dict[str, Any]], result: Optional[Normalized]
+        self, call: _Call, system: str, messages: list[dict[str, Any]], result: Optional[Normalized],
+        user: Optional[str],
     ) -> Optional[str]:
         """The conversation's id, unless a session or context names one already."""
         if current_session() is not None:
@@ -214,12 +259,15 @@ class _Tracker:
         previous = call.kwargs.get("previous_response_id")
         if call.kind == "responses" and isinstance(previous, str):
             return _chains.lookup(previous)
-        return conversation_id(system, messages, result.text if result else "")
+        return conversation_id(system, messages, result.text if result else "", user=user,
+                               org=str(self.hp.options.org_id))
 
     # ---- delivering, never raising --------------------------------------------------------
-    def _finish_sync(self, call: _Call, result: Optional[Normalized], exc: Optional[BaseException]) -> None:
+    def finish_sync(
+        self, call: _Call, result: Optional[Normalized], exc: Optional[BaseException], end: Optional[str] = None
+    ) -> None:
         try:
-            record = self._record(call, result, exc)
+            record = self._record(call, result, exc, end)
             if record is not None:
                 if self.hp._pipeline is not None:
                     self.hp._enqueue(record)
@@ -228,9 +276,11 @@ class _Tracker:
         except Exception as error:
             self._swallow(error)
 
-    async def _finish_async(self, call: _Call, result: Optional[Normalized], exc: Optional[BaseException]) -> None:
+    async def finish_async(
+        self, call: _Call, result: Optional[Normalized], exc: Optional[BaseException], end: Optional[str] = None
+    ) -> None:
         try:
-            record = self._record(call, result, exc)
+            record = self._record(call, result, exc, end)
             if record is None:
                 return
             if self.hp._pipeline is not None:
@@ -242,13 +292,13 @@ class _Tracker:
         except Exception as error:
             self._swallow(error)
 
-    def _finish_later(self, call: _Call, result: Optional[Normalized]) -> None:
+    def finish_later(self, call: _Call, result: Optional[Normalized], end: str) -> None:
         """From ``__del__`` of an abandoned async stream: no await possible here."""
         if self.hp._pipeline is not None or not self.hp._is_async:
-            self._finish_sync(call, result, None)
+            self.finish_sync(call, result, None, end)
             return
         try:
-            task = asyncio.get_running_loop().create_task(self._finish_async(call, result, None))
+            task = asyncio.get_running_loop().create_task(self.finish_async(call, result, None, end))
         except RuntimeError:
             self.hp._stats.drop("stream_abandoned_without_loop")
             return
@@ -280,11 +330,11 @@ class _Tracker:
                 try:
                     result = await fn(*args, **sent)
                 except BaseException as exc:
-                    await self._finish_async(call, None, exc)
+                    await self.finish_async(call, None, exc)
                     raise
                 if _is_stream(result):
-                    return _TrackedStream(result, call, self, kind, strip)
-                await self._finish_async(call, self._normalize(result), None)
+                    return _TrackedAsyncStream(result, call, self, _accumulator(kind), strip)
+                await self.finish_async(call, self._normalize(result), None)
                 return result
 
             return tracked_async
@@ -297,11 +347,11 @@ class _Tracker:
             try:
                 result = fn(*args, **sent)
             except BaseException as exc:
-                self._finish_sync(call, None, exc)
+                self.finish_sync(call, None, exc)
                 raise
             if _is_stream(result):
-                return _TrackedStream(result, call, self, kind, strip)
-            self._finish_sync(call, self._normalize(result), None)
+                return _TrackedStream(result, call, self, _accumulator(kind), strip)
+            self.finish_sync(call, self._normalize(result), None)
             return result
 
         return tracked
@@ -316,6 +366,10 @@ class _Tracker:
         return helper
 
 
+def _accumulator(kind: str) -> Any:
+    return {"chat": ChatStream, "responses": ResponsesStream}.get(kind, MessagesStream)()
+
+
 def _is_stream(result: Any) -> bool:
     """OpenAI / Anthropic Stream and AsyncStream objects (iterators of server-sent events)."""
     name = type(result).__name__
@@ -328,24 +382,29 @@ def _usage_only(chunk: dict[str, Any]) -> bool:
     return not chunk.get("choices") and bool(chunk.get("usage"))
 
 
-class _TrackedStream:
-    """Passes every chunk through, folds them into one answer, and logs it once: when the stream
-    ends, fails, is closed, or is garbage-collected half-way."""
+class _Folding:
+    """What a tracked stream of either colour shares: folding chunks into one answer, timing
+    the first token, and deciding how it ended. Logs once."""
 
-    def __init__(self, stream: Any, call: _Call, tracker: _Tracker, kind: str, strip_usage: bool) -> None:
-        self._stream = stream
+    def __init__(self, source: Any, call: _Call, tracker: _Tracker, acc: Any, strip_usage: bool) -> None:
+        call.stream = True
+        self._source = source
+        self._iter: Any = None
         self._call = call
         self._tracker = tracker
         self._strip = strip_usage
-        self._acc: Any = {"chat": ChatStream, "responses": ResponsesStream}.get(kind, MessagesStream)()
+        self._acc = acc
         self._done = False
-        self._iter: Any = None
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
+    def __getattr__(self, name: str) -> Any:  # everything else is the provider's object
+        source = self.__dict__.get("_source")
+        if source is None:
+            raise AttributeError(name)
+        return getattr(source, name)
 
     def _take(self, chunk: Any) -> bool:
         """Accumulate; False when the chunk is our own usage chunk, hidden from the caller."""
+        self._call.chunks += 1
         try:
             data = as_dict(chunk)
             if self._acc.add(data) and self._call.first_token_ns is None:
@@ -360,40 +419,61 @@ class _TrackedStream:
         except Exception:
             return None
 
-    def _end_sync(self, exc: Optional[BaseException]) -> None:
-        if not self._done:
-            self._done = True
-            self._tracker._finish_sync(self._call, self._result(), exc)
+    def _ending(self, exc: Optional[BaseException], end: str) -> Optional[tuple[Optional[Normalized], str]]:
+        """The answer so far and how the stream ended, the first time only. Closed after the
+        model's finish reason arrived counts as complete (a caller may stop at it)."""
+        if self._done:
+            return None
+        self._done = True
+        result = self._result()
+        if exc is not None:
+            end = "error"
+        elif end != "complete" and result is not None and result.finish_reason:
+            end = "complete"
+        return result, end
 
-    async def _end_async(self, exc: Optional[BaseException]) -> None:
-        if not self._done:
-            self._done = True
-            await self._tracker._finish_async(self._call, self._result(), exc)
+    def _end_sync(self, exc: Optional[BaseException], end: str) -> None:
+        ending = self._ending(exc, end)
+        if ending is not None:
+            self._tracker.finish_sync(self._call, ending[0], exc, ending[1])
 
-    # sync
+    def __del__(self) -> None:
+        if not getattr(self, "_done", True):
+            try:
+                ending = self._ending(None, "abandoned")
+                if ending is not None:
+                    self._tracker.finish_later(self._call, *ending)
+            except Exception:
+                pass
+
+
+class _TrackedStream(_Folding):
+    """A sync provider stream: every chunk passed through, logged once when it ends, fails, is
+    closed, or is garbage-collected half-way."""
+
     def __iter__(self) -> _TrackedStream:
         return self
 
     def __next__(self) -> Any:
         if self._iter is None:
-            self._iter = iter(self._stream)
+            self._iter = iter(self._source)
         while True:
             try:
                 chunk = next(self._iter)
             except StopIteration:
-                self._end_sync(None)
+                self._end_sync(None, "complete")
                 raise
             except BaseException as exc:
-                self._end_sync(exc)
+                self._end_sync(exc, "error")
                 raise
             if self._take(chunk):
                 return chunk
 
     def close(self) -> None:
         try:
-            self._stream.close()
+            self._source.close()
         finally:
-            self._end_sync(None)
+            self._end_sync(None, "closed")
 
     def __enter__(self) -> _TrackedStream:
         return self
@@ -401,81 +481,104 @@ class _TrackedStream:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
-    # async
-    def __aiter__(self) -> _TrackedStream:
+
+class _TrackedAsyncStream(_Folding):
+    """An async provider stream (``AsyncStream``): ``close()`` is awaited, as the provider's is."""
+
+    async def _end(self, exc: Optional[BaseException], end: str) -> None:
+        ending = self._ending(exc, end)
+        if ending is not None:
+            await self._tracker.finish_async(self._call, ending[0], exc, ending[1])
+
+    def __aiter__(self) -> _TrackedAsyncStream:
         return self
 
     async def __anext__(self) -> Any:
         if self._iter is None:
-            self._iter = self._stream.__aiter__()
+            self._iter = self._source.__aiter__()
         while True:
             try:
                 chunk = await self._iter.__anext__()
             except StopAsyncIteration:
-                await self._end_async(None)
+                await self._end(None, "complete")
                 raise
             except BaseException as exc:
-                await self._end_async(exc)
+                await self._end(exc, "error")
                 raise
             if self._take(chunk):
                 return chunk
 
-    async def aclose(self) -> None:
+    async def close(self) -> None:
         try:
-            await self._stream.close()
+            await self._source.close()
         finally:
-            await self._end_async(None)
+            await self._end(None, "closed")
 
-    async def __aenter__(self) -> _TrackedStream:
+    aclose = close
+
+    async def __aenter__(self) -> _TrackedAsyncStream:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        await self.aclose()
-
-    def __del__(self) -> None:
-        if not getattr(self, "_done", True):
-            self._done = True
-            try:
-                self._tracker._finish_later(self._call, self._result())
-            except Exception:
-                pass
+        await self.close()
 
 
-class _TrackedHelper:
-    """Anthropic's ``messages.stream()`` manager: logs the message it accumulated when the block
-    ends, from the stream's own snapshot (nothing extra is read from the network)."""
+class _RawEvents:
+    """Stands in for the ``messages.stream()`` helper's raw event stream (sync or async): each
+    event is also folded and timed, so the helper's record has what ``create(stream=True)``'s has."""
 
-    def __init__(self, manager: Any, call: _Call, tracker: _Tracker) -> None:
-        self._manager = manager
-        self._call = call
-        self._tracker = tracker
-        self._stream: Any = None
+    def __init__(self, raw: Any, folding: _Folding) -> None:
+        self._raw = raw
+        self._folding = folding
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._manager, name)
+        return getattr(self._raw, name)
 
-    def _result(self) -> Optional[Normalized]:
-        try:
-            return snapshot(as_dict(getattr(self._stream, "current_message_snapshot", None)))
-        except Exception:
-            return None
+    def __iter__(self) -> Iterator[Any]:
+        for event in self._raw:
+            self._folding._take(event)
+            yield event
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        async for event in self._raw:
+            self._folding._take(event)
+            yield event
+
+
+class _TrackedHelper(_Folding):
+    """Anthropic's ``messages.stream()`` manager: its events are folded as they arrive (nothing
+    extra is read from the network), and the record is logged when the block ends."""
+
+    def __init__(self, manager: Any, call: _Call, tracker: _Tracker) -> None:
+        super().__init__(manager, call, tracker, MessagesStream(), False)
+        self._done = True  # nothing to log until the block is entered
+
+    def _tap(self, stream: Any) -> Any:
+        raw = getattr(stream, "_raw_stream", None)
+        if raw is not None:
+            try:
+                stream._raw_stream = _RawEvents(raw, self)
+            except Exception:  # a future helper without the attribute: no stream fields, still logged
+                pass
+        self._done = False
+        return stream
 
     def __enter__(self) -> Any:
-        self._stream = self._manager.__enter__()
-        return self._stream
+        return self._tap(self._source.__enter__())
 
     def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> Any:
         try:
-            return self._manager.__exit__(exc_type, exc, tb)
+            return self._source.__exit__(exc_type, exc, tb)
         finally:
-            self._tracker._finish_sync(self._call, self._result(), exc)
+            self._end_sync(exc, "closed")
 
     async def __aenter__(self) -> Any:
-        self._stream = await self._manager.__aenter__()
-        return self._stream
+        return self._tap(await self._source.__aenter__())
 
     async def __aexit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> Any:
         try:
-            return await self._manager.__aexit__(exc_type, exc, tb)
+            return await self._source.__aexit__(exc_type, exc, tb)
         finally:
-            await self._tracker._finish_async(self._call, self._result(), exc)
+            ending = self._ending(exc, "closed")
+            if ending is not None:
+                await self._tracker.finish_async(self._call, ending[0], exc, ending[1])

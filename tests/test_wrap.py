@@ -79,7 +79,7 @@ def test_openai_chat_completion_is_logged(collector: LiveCollector, fake: FakePr
     assert fake.requests[-1]["body"]["metadata"] == {"team": "search"}  # the provider's own argument, untouched
     (row,) = rows(collector, t)
     assert row["user_prompt"] == t and row["ai_response"] == resp.choices[0].message.content
-    assert row["llm_model"] == "gpt-4o" and row["token_count"] == 18
+    assert row["llm_model"] == "gpt-4o-2026-01-01" and row["token_count"] == 18
     assert (row["prompt_tokens"], row["completion_tokens"]) == (11, 7)
     assert row["meta"]["llm"]["cached_tokens"] == 3 and row["meta"]["llm"]["finish_reason"] == "stop"
     assert row["response_time"] > 0 and row["status"] == "ok"
@@ -223,8 +223,283 @@ def test_abandoned_and_closed_streams_are_still_logged(collector: LiveCollector,
         next(closed)
         closed.close()
     abandoned, closed_row = rows(collector, t)
-    assert abandoned["ai_response"].startswith("Hello") and abandoned["status"] == "ok"
-    assert closed_row["user_prompt"] == t + " b"
+    assert abandoned["ai_response"] == "Hello" and abandoned["status"] == "error"  # what arrived, cut short
+    assert abandoned["err"]["type"] == "IncompleteStream" and abandoned["meta"]["llm"]["end"] == "abandoned"
+    assert closed_row["user_prompt"] == t + " b" and closed_row["meta"]["llm"]["end"] == "closed"
+    assert closed_row["meta"]["llm"]["completed"] is False and closed_row["meta"]["llm"]["chunks"] == 1
+
+
+# ---- every kind of call, every field -------------------------------------------------------------
+
+OPENAI_USAGE = {"prompt": 11, "completion": 7, "total": 18, "cached_tokens": 3, "reasoning_tokens": 2}
+RESPONSES_USAGE = {"prompt": 9, "completion": 5, "total": 14, "reasoning_tokens": 2}
+ANTHROPIC_USAGE = {"prompt": 17, "completion": 6, "total": 23, "cached_tokens": 4}  # 13 + 4 read from cache
+
+
+def _openai_call(client: Any, kind: str, prompt: str) -> Any:
+    """One call of ``kind`` on a (sync) wrapped client; returns what the caller saw."""
+    messages = [{"role": "user", "content": prompt}]
+    if kind == "chat":
+        r = client.chat.completions.create(model="gpt-4o", messages=messages, user="u-1")
+        return {"id": r.id, "model": r.model, "text": r.choices[0].message.content}
+    if kind == "chat-stream":
+        chunks = list(client.chat.completions.create(model="gpt-4o", messages=messages, stream=True, user="u-1"))
+        return {"id": chunks[0].id, "model": chunks[0].model,
+                "text": "".join(c.choices[0].delta.content or "" for c in chunks)}
+    if kind == "responses":
+        r = client.responses.create(model="gpt-4.1", input=prompt, user="u-1")
+        return {"id": r.id, "model": r.model, "text": r.output_text}
+    events = list(client.responses.create(model="gpt-4.1", input=prompt, stream=True, user="u-1"))
+    final = events[-1].response
+    return {"id": final.id, "model": final.model, "text": final.output_text}
+
+
+async def _openai_call_async(client: Any, kind: str, prompt: str) -> Any:
+    messages = [{"role": "user", "content": prompt}]
+    if kind == "chat":
+        r = await client.chat.completions.create(model="gpt-4o", messages=messages, user="u-1")
+        return {"id": r.id, "model": r.model, "text": r.choices[0].message.content}
+    if kind == "chat-stream":
+        stream = await client.chat.completions.create(model="gpt-4o", messages=messages, stream=True, user="u-1")
+        chunks = [c async for c in stream]
+        return {"id": chunks[0].id, "model": chunks[0].model,
+                "text": "".join(c.choices[0].delta.content or "" for c in chunks)}
+    if kind == "responses":
+        r = await client.responses.create(model="gpt-4.1", input=prompt, user="u-1")
+        return {"id": r.id, "model": r.model, "text": r.output_text}
+    stream = await client.responses.create(model="gpt-4.1", input=prompt, stream=True, user="u-1")
+    events = [e async for e in stream]
+    final = events[-1].response
+    return {"id": final.id, "model": final.model, "text": final.output_text}
+
+
+def _anthropic_call(client: Any, kind: str, prompt: str) -> Any:
+    args: dict[str, Any] = {"model": "claude-test", "max_tokens": 50, "messages": [{"role": "user", "content": prompt}],
+                            "metadata": {"user_id": "u-1"}}
+    if kind == "messages":
+        m = client.messages.create(**args)
+        return {"id": m.id, "model": m.model, "text": m.content[0].text}
+    if kind == "messages-stream":
+        events = list(client.messages.create(**args, stream=True))
+        start = events[0].message
+        return {"id": start.id, "model": start.model,
+                "text": "".join(e.delta.text for e in events if e.type == "content_block_delta")}
+    with client.messages.stream(**args) as s:
+        text = "".join(s.text_stream)
+        final = s.get_final_message()
+    return {"id": final.id, "model": final.model, "text": text}
+
+
+async def _anthropic_call_async(client: Any, kind: str, prompt: str) -> Any:
+    args: dict[str, Any] = {"model": "claude-test", "max_tokens": 50, "messages": [{"role": "user", "content": prompt}],
+                            "metadata": {"user_id": "u-1"}}
+    if kind == "messages":
+        m = await client.messages.create(**args)
+        return {"id": m.id, "model": m.model, "text": m.content[0].text}
+    if kind == "messages-stream":
+        events = [e async for e in await client.messages.create(**args, stream=True)]
+        start = events[0].message
+        return {"id": start.id, "model": start.model,
+                "text": "".join(e.delta.text for e in events if e.type == "content_block_delta")}
+    async with client.messages.stream(**args) as s:
+        text = "".join([t async for t in s.text_stream])
+        final = await s.get_final_message()
+    return {"id": final.id, "model": final.model, "text": text}
+
+
+KINDS = {  # kind -> (provider, request model, finish reason, usage, streamed)
+    "chat": ("openai", "gpt-4o", "stop", OPENAI_USAGE, False),
+    "chat-stream": ("openai", "gpt-4o", "stop", OPENAI_USAGE, True),
+    "responses": ("openai", "gpt-4.1", "completed", RESPONSES_USAGE, False),
+    "responses-stream": ("openai", "gpt-4.1", "completed", RESPONSES_USAGE, True),
+    "messages": ("anthropic", "claude-test", "end_turn", ANTHROPIC_USAGE, False),
+    "messages-stream": ("anthropic", "claude-test", "end_turn", ANTHROPIC_USAGE, True),
+    "messages-helper": ("anthropic", "claude-test", "end_turn", ANTHROPIC_USAGE, True),
+}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_kind_of_call_records_every_field(collector: LiveCollector, fake: FakeProvider, kind: str,
+                                                mode: str) -> None:
+    """Provider, request and response model, tokens (cached, reasoning), finish reason, response
+    id, time to first token for streams, total time: each checked against what the provider sent."""
+    t = tag()
+    provider, requested, finish, usage, streamed = KINDS[kind]
+    anthropic_kind = provider == "anthropic"
+    if mode == "sync":
+        with HuggingPlace(**collector.options()) as hp:
+            client = hp.wrap(an(fake) if anthropic_kind else oa(fake))
+            seen = (_anthropic_call if anthropic_kind else _openai_call)(client, kind, t)
+    else:
+        async def main() -> Any:
+            async with AsyncHuggingPlace(**collector.options()) as hp:
+                raw = (anthropic.AsyncAnthropic(api_key="sk-ant-test", base_url=fake.anthropic_url, max_retries=0)
+                       if anthropic_kind else openai.AsyncOpenAI(api_key="sk-test", base_url=fake.openai_url,
+                                                                 max_retries=0))
+                client = hp.wrap(raw)
+                try:
+                    return await (_anthropic_call_async if anthropic_kind else _openai_call_async)(client, kind, t)
+                finally:
+                    await client.close()
+
+        seen = asyncio.run(main())
+    (row,) = rows(collector, t)
+    llm = row["meta"]["llm"]
+    assert row["user_prompt"] == t and row["ai_response"] == seen["text"] and seen["text"]
+    assert row["llm_model"] == seen["model"] != requested and llm["request_model"] == requested
+    assert llm["provider"] == provider and llm["response_id"] == seen["id"] and llm["finish_reason"] == finish
+    assert (row["prompt_tokens"], row["completion_tokens"], row["total_tokens"]) == (
+        usage["prompt"], usage["completion"], usage["total"])
+    for extra in ("cached_tokens", "reasoning_tokens"):
+        assert llm.get(extra) == usage.get(extra), extra
+    assert row["status"] == "ok" and row["response_time"] > 0 and row["user_id"] == "u-1"
+    if streamed:
+        assert llm["stream"] is True and llm["completed"] is True and llm["end"] == "complete"
+        assert 0 < llm["time_to_first_token_ms"] <= row["response_time"] and llm["chunks"] >= 3
+    else:
+        assert "stream" not in llm and "time_to_first_token_ms" not in llm
+    assert row["session_id"].startswith("conv_") and row["meta"]["session_derived"] is True
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_tool_calls_are_recorded_streamed_or_not(collector: LiveCollector, fake: FakeProvider, provider: str,
+                                                 mode: str) -> None:
+    from .fake_provider import TOOL
+
+    t = tag()
+    messages = [{"role": "user", "content": t}]
+
+    def call(client: Any, stream: bool) -> Any:
+        if provider == "openai":
+            return client.chat.completions.create(model="tool-call", messages=messages, stream=stream)
+        return client.messages.create(model="tool-call", max_tokens=50, messages=messages, stream=stream)
+
+    if mode == "sync":
+        with HuggingPlace(**collector.options()) as hp:
+            client = hp.wrap(an(fake) if provider == "anthropic" else oa(fake))
+            call(client, False)
+            list(call(client, True))
+    else:
+        async def main() -> None:
+            async with AsyncHuggingPlace(**collector.options()) as hp:
+                client = hp.wrap(anthropic.AsyncAnthropic(api_key="sk-ant-test", base_url=fake.anthropic_url)
+                                 if provider == "anthropic" else
+                                 openai.AsyncOpenAI(api_key="sk-test", base_url=fake.openai_url))
+                await call(client, False)
+                [c async for c in await call(client, True)]
+                await client.close()
+
+        asyncio.run(main())
+    for row in rows(collector, t):
+        (tool_call,) = row["meta"]["llm"]["tool_calls"]
+        assert tool_call["name"] == TOOL["name"] and json.loads(tool_call["arguments"]) == TOOL["arguments"]
+        assert row["meta"]["llm"]["finish_reason"] in ("tool_calls", "tool_use")
+    assert len(rows(collector, t)) == 2
+
+
+def test_tool_call_arguments_are_capped() -> None:
+    from huggingplace.providers._base import TOOL_ARGUMENT_CHARS, Normalized, llm_metadata
+
+    huge = "x" * (TOOL_ARGUMENT_CHARS + 500)
+    llm = llm_metadata(Normalized(provider="openai", tool_calls=[{"id": "c", "name": "f", "arguments": huge}]))
+    arguments = llm["tool_calls"][0]["arguments"]
+    assert arguments.startswith("x" * TOOL_ARGUMENT_CHARS) and arguments.endswith("...[500 more characters]")
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_stream_that_fails_midway_is_recorded_and_the_providers_error_raised(
+    collector: LiveCollector, fake: FakeProvider, provider: str
+) -> None:
+    t = tag()
+    received = []
+    with HuggingPlace(**collector.options()) as hp:
+        client = hp.wrap(an(fake) if provider == "anthropic" else oa(fake))
+        if provider == "openai":
+            stream = client.chat.completions.create(model="fail-midway", messages=[{"role": "user", "content": t}],
+                                                    stream=True)
+            expected: type[BaseException] = openai.APIError
+        else:
+            stream = client.messages.create(model="fail-midway", max_tokens=9, stream=True,
+                                            messages=[{"role": "user", "content": t}])
+            expected = anthropic.APIStatusError
+        with pytest.raises(expected) as info:
+            for chunk in stream:
+                received.append(chunk)
+    assert type(info.value).__module__.split(".")[0] == provider  # the provider's own exception
+    (row,) = rows(collector, t)
+    assert row["status"] == "error" and row["err"]["type"] == type(info.value).__name__
+    assert "overloaded mid-stream" in row["err"]["message"]
+    assert row["meta"]["llm"]["end"] == "error" and row["meta"]["llm"]["chunks"] == len(received) == 2
+
+
+def test_abandoned_streams_say_so_sync_and_async(collector: LiveCollector, fake: FakeProvider) -> None:
+    """Broken out of after the first text: recorded once, with the text so far, its time, and
+    `end`; closed with `await stream.close()` on an async client works and says `closed`."""
+    t = tag()
+
+    async def main() -> None:
+        async with AsyncHuggingPlace(**collector.options()) as hp:
+            client = hp.wrap(openai.AsyncOpenAI(api_key="sk-test", base_url=fake.openai_url))
+            stream = await client.chat.completions.create(model="gpt-4o", stream=True,
+                                                          messages=[{"role": "user", "content": t + " a"}])
+            async for chunk in stream:
+                if chunk.choices[0].delta.content:
+                    break
+            await stream.close()
+            stream = await client.chat.completions.create(model="gpt-4o", stream=True,
+                                                          messages=[{"role": "user", "content": t + " b"}])
+            async for chunk in stream:
+                if chunk.choices[0].delta.content:
+                    break
+            del stream
+            gc.collect()
+            await asyncio.sleep(0.05)
+            await client.close()
+
+    asyncio.run(main())
+    closed, abandoned = rows(collector, t)
+    for row, end in ((closed, "closed"), (abandoned, "abandoned")):
+        assert row["ai_response"] == "Hello" and row["status"] == "error", end
+        assert row["err"]["type"] == "IncompleteStream" and row["meta"]["llm"]["end"] == end
+        assert row["meta"]["llm"]["completed"] is False and row["response_time"] > 0
+
+
+def test_two_users_opening_with_the_same_words_never_share_a_conversation(
+    collector: LiveCollector, fake: FakeProvider
+) -> None:
+    """A greeting bot answers every "Hi" alike; the user id (from the call, a context or a
+    session) and the org keep their conversations apart."""
+    t = tag()
+    opening = [{"role": "system", "content": f"greeter {t}"}, {"role": "user", "content": f"Hi {t}"}]
+    with HuggingPlace(**collector.options()) as hp:
+        client = hp.wrap(oa(fake))
+        client.chat.completions.create(model="greeter", messages=opening, user="alice")
+        client.chat.completions.create(model="greeter", messages=opening, user="bob")
+        with hp.context(user_id="carol"):
+            client.chat.completions.create(model="greeter", messages=opening)
+        client.chat.completions.create(model="greeter", messages=opening, user="alice")  # alice again
+    with HuggingPlace(**collector.options(api_key=collector.other_key, org_id=collector.other_org)) as other:
+        other.wrap(oa(fake)).chat.completions.create(model="greeter", messages=opening, user="alice")
+    db = collector.db()
+    found = db.execute("SELECT org_id, user_id, session_id FROM chat WHERE user_prompt = ? ORDER BY id",
+                       (f"Hi {t}",)).fetchall()
+    db.close()
+    assert [(r[0], r[1]) for r in found] == [("org-a", "alice"), ("org-a", "bob"), ("org-a", "carol"),
+                                             ("org-a", "alice"), ("org-b", "alice")]
+    sessions = [r[2] for r in found]
+    assert len(set(sessions[:3])) == 3 and sessions[3] == sessions[0]  # one user's same opening: one id
+    assert sessions[4] != sessions[0]  # another org
+
+
+def test_the_record_fields_table_in_the_docs_is_generated_from_the_registry() -> None:
+    from pathlib import Path
+
+    from huggingplace.providers._base import fields_table
+
+    page = (Path(__file__).parents[1] / "docs" / "providers" / "fields.md").read_text(encoding="utf-8")
+    assert fields_table() in page, "regenerate: python -m huggingplace.providers > docs table"
 
 
 # ---- Anthropic ---------------------------------------------------------------------------------
@@ -244,10 +519,10 @@ def test_anthropic_create_stream_and_helper(collector: LiveCollector, fake: Fake
             helper_text = "".join(s.text_stream)
     assert events[-1].type == "message_stop"
     created, streamed, helper = rows(collector, t)
-    assert created["ai_response"] == msg.content[0].text and created["token_count"] == 19
+    assert created["ai_response"] == msg.content[0].text and created["token_count"] == 23
     assert created["meta"]["llm"]["finish_reason"] == "end_turn"
     assert streamed["ai_response"].startswith("Hello") and streamed["completion_tokens"] == 6
-    assert helper["ai_response"] == helper_text and helper["llm_model"] == "claude-test-model"
+    assert helper["ai_response"] == helper_text and helper["llm_model"] == "claude-test-model-20260101"
 
 
 def test_async_anthropic(collector: LiveCollector, fake: FakeProvider) -> None:
@@ -269,7 +544,7 @@ def test_async_anthropic(collector: LiveCollector, fake: FakeProvider) -> None:
 
     asyncio.run(main())
     plain, helper, failed = rows(collector, t)
-    assert plain["token_count"] == 19 and helper["ai_response"].startswith("Hello")
+    assert plain["token_count"] == 23 and helper["ai_response"].startswith("Hello")
     assert failed["status"] == "error" and failed["err"]["type"] == "InternalServerError"
 
 

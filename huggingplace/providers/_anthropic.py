@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 
 from ._base import Normalized, count
 
@@ -89,7 +89,3 @@ class MessagesStream:
     def result(self) -> Normalized:
         return Messages().normalize(self.message)
 
-
-def snapshot(message: Optional[dict[str, Any]]) -> Normalized:
-    """What the ``messages.stream()`` helper accumulated so far (its current snapshot)."""
-    return Messages().normalize(message or {"content": []})
