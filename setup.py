@@ -8,7 +8,13 @@ from setuptools import find_packages, setup
 HERE = pathlib.Path(__file__).parent
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "huggingplace" / "_version.py").read_text()).group(1)
 
+VIEWER = ["jinja2>=3.1", "aiohttp-jinja2>=1.6"]  # the collector's web pages (autoescaped templates)
+DOCS = ["sybil>=6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.25"]
+
 TEST = [
+    *VIEWER,
+    *DOCS,
+    "playwright>=1.40",  # drives Debian's chromium (.ci/run installs it); browser tests skip without one
     "pytest>=7",
     "hypothesis>=6",
     "responses>=0.23",
@@ -38,7 +44,7 @@ setup(
     license="MIT",
     python_requires=">=3.9",
     packages=find_packages(include=["huggingplace", "huggingplace.*"]),
-    package_data={"huggingplace": ["py.typed", "collector/*.html"]},
+    package_data={"huggingplace": ["py.typed", "collector/viewer/templates/*.html", "collector/viewer/static/*"]},
     install_requires=[
         "requests>=2.28",
         "aiohttp>=3.9",
@@ -47,6 +53,8 @@ setup(
     ],
     extras_require={
         "test": TEST,
+        "viewer": VIEWER,
+        "docs": DOCS,
         "openai": ["openai>=1.30"],
         "anthropic": ["anthropic>=0.30"],
     },

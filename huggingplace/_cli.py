@@ -22,39 +22,64 @@ def _parse_keys(values: Sequence[str]) -> dict[str, str]:
     return keys
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _bind(host: str, port: int) -> Any:
+    """The listening socket, before anything else is touched: a busy port changes nothing."""
+    import socket
+
+    try:
+        return socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except OSError as exc:
+        reason = "is in use" if exc.errno in (48, 98, 10048) else f"cannot be opened ({exc.strerror})"
+        raise SystemExit(f"huggingplace serve: port {port} on {host} {reason}; pass --port N, or --port 0 for any "
+                         "free port") from None
+
+
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from .collector import DEV_ORG, create_app
+    from .collector import DEV_ORG, create_app, dev_key
     from .collector._guard import GuardedRunner
     from .collector._store import Store
+    from .collector.viewer import available, mint_login_link
 
     env_keys = [k for k in os.environ.get("HUGGINGPLACE_COLLECTOR_KEYS", "").split(",") if k.strip()]
     keys = _parse_keys([*env_keys, *args.key])
+    sock = _bind(args.host, args.port)
     store = Store(args.db)
     for key, org in keys.items():
         store.add_key(key, org, label="given to huggingplace serve")
-    created: Optional[str] = None
-    if not keys and store.key_count() == 0:
-        created = store.create_dev_key(DEV_ORG)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    dev = dev_key(store, args.db) if not keys and args.host in LOOPBACK else None
+    if not keys and dev is None and store.key_count() == 0:
+        dev = store.create_dev_key(DEV_ORG)  # off loopback: shown once, never written to a file
+    if args.host not in LOOPBACK:
         print(f"warning: listening on {args.host}, reachable from other machines", file=sys.stderr)
 
     async def run() -> None:
-        runner = GuardedRunner(create_app(store), access_log=None, keepalive_timeout=75)
+        app = create_app(store)
+        runner = GuardedRunner(app, access_log=None, keepalive_timeout=75)
         await runner.setup()
-        site = web.TCPSite(runner, args.host, args.port)
-        await site.start()
-        port = runner.addresses[0][1]
-        url = f"http://{args.host}:{port}"
+        await web.SockSite(runner, sock).start()
+        port = sock.getsockname()[1]
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        url = f"http://{host}:{port}"
         print(f"huggingplace collector on {url}, storing into {os.path.abspath(args.db)}")
-        if created:
-            print("A dev key was created (shown once, kept hashed in the database). Paste these:")
-            print(f"  export HUGGINGPLACE_API_KEY={created}")
+        if dev:
+            print("Send records with these (the dev key, for org 'local'):")
+            print(f"  export HUGGINGPLACE_API_KEY={dev}")
             print(f"  export HUGGINGPLACE_ORG_ID={DEV_ORG}")
             print(f"  export HUGGINGPLACE_BASE_URL={url}")
         else:
-            print(f"using the {store.key_count()} key(s) stored in the database; export HUGGINGPLACE_BASE_URL={url}")
+            print(f"{store.key_count()} key(s) stored (huggingplace keys list --db {args.db}); "
+                  f"export HUGGINGPLACE_BASE_URL={url}")
+        if not available():
+            print("viewer off: pip install 'huggingplace[viewer]' to see your records at " + url)
+        elif dev and args.host in LOOPBACK:
+            print(f"See what you logged: {url}{mint_login_link(app, DEV_ORG)}  (a one-time login link)")
+        else:
+            print(f"See what you logged: {url}/  (log in with a key)")
         sys.stdout.flush()
         try:
             await asyncio.Event().wait()
@@ -70,10 +95,87 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys(args: argparse.Namespace) -> int:
+    """List, create and revoke the collector's API keys (only their hashes are stored)."""
+    from .collector._store import Store
+
+    if not os.path.exists(args.db):
+        raise SystemExit(f"huggingplace keys: no database at {args.db} (pass --db, or run huggingplace serve first)")
+    store = Store(args.db)
+    try:
+        if args.action == "create":
+            if not args.org:
+                raise SystemExit("huggingplace keys create: pass --org ORG (the org the key may write and read)")
+            key = store.create_key(args.org, label=args.label or "created by huggingplace keys")
+            print(f"{key}\n(shown once: only its hash is stored; org {args.org})")
+        elif args.action == "revoke":
+            if not args.id:
+                raise SystemExit("huggingplace keys revoke: pass the key's id from `huggingplace keys list`")
+            gone = store.revoke_key(args.id)
+            if gone != 1:
+                print(f"huggingplace keys revoke: {gone} keys match {args.id!r}; nothing revoked" if gone else
+                      f"huggingplace keys revoke: no key with id {args.id!r}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.id}")
+        else:
+            rows = store.keys()
+            print(f"{'id':12}  {'org':16}  {'created (UTC)':24}  label")
+            for row in rows:
+                print(f"{row['id']:12}  {row['org_id']:16}  {row['created_at']:24}  {row['label']}")
+    finally:
+        store.close()
+    return 0
+
+
+def _tail(args: argparse.Namespace) -> int:
+    """Follow new records as they are stored: one line each (the viewer's live stream)."""
+    import json
+
+    import requests
+
+    from ._config import resolve_options
+
+    options = resolve_options(api_key=None, org_id=None, base_url=None)
+    url = options.base_url.rstrip("/") + "/v2/stream"
+    params = {k: v for k, v in (("session_id", args.session), ("errors", "1" if args.errors else None)) if v}
+    try:
+        with requests.get(url, params=params, stream=True, timeout=(5, None),
+                          headers={"Authorization": f"Bearer {options.api_key}", "Accept": "text/event-stream"}) as r:
+            if r.status_code != 200:
+                print(f"huggingplace tail: {url} answered {r.status_code}: {r.text[:200]}", file=sys.stderr)
+                return 1
+            print(f"following {url}" + (f" (session {args.session})" if args.session else "")
+                  + (" (errors only)" if args.errors else ""), flush=True)
+            event = ""
+            for line in r.iter_lines(decode_unicode=True):
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: ") and event == "record":
+                    print(_tail_line(json.loads(line[6:])["record"]), flush=True)
+                elif line.startswith("data: ") and event == "lost":
+                    print(f"... {json.loads(line[6:])['records']} records not shown (reading too slowly)", flush=True)
+    except KeyboardInterrupt:
+        return 0
+    except requests.ConnectionError as exc:
+        print(f"huggingplace tail: cannot reach {url} ({type(exc).__name__})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _tail_line(r: dict[str, Any]) -> str:
+    latency = f"{r['response_time']:.0f}ms" if isinstance(r.get("response_time"), (int, float)) else "-"
+    prompt = (r.get("user_prompt") or "").replace("\n", " ")
+    prompt = prompt if len(prompt) <= 60 else prompt[:59] + "…"
+    who = f"{r.get('session_id') or '-':24.24}  {r.get('user_id') or '-':12.12}"
+    return (f"{r['timestamp'][11:23]}  {r['status']:5}  {who}  "
+            f"{r.get('llm_model') or '-':16.16}  {r.get('tokens') if r.get('tokens') is not None else '-':>6}  "
+            f"{latency:>8}  {prompt}")
+
+
 def _demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo
 
-    return run_demo()
+    return run_demo(serve=args.serve)
 
 
 def _spool_dirs(args: argparse.Namespace) -> list[Any]:
@@ -176,7 +278,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     serve.set_defaults(func=_serve)
     demo = sub.add_parser("demo", help="run a multi-step session against a temporary local collector")
+    demo.add_argument("--serve", action="store_true", help="keep the collector and its viewer running afterwards")
     demo.set_defaults(func=_demo)
+    keys = sub.add_parser("keys", help="list, create or revoke the local collector's API keys")
+    keys.add_argument("action", choices=["list", "create", "revoke"])
+    keys.add_argument("id", nargs="?", help="revoke: the key's id, as `keys list` shows it")
+    keys.add_argument("--db", default="./huggingplace.db", help="the collector's SQLite file")
+    keys.add_argument("--org", help="create: the org the key belongs to")
+    keys.add_argument("--label", help="create: a note kept beside the key")
+    keys.set_defaults(func=_keys)
+    tail = sub.add_parser("tail", help="follow new records as they arrive (HUGGINGPLACE_* settings)")
+    tail.add_argument("--session", help="only this session's records")
+    tail.add_argument("--errors", action="store_true", help="only records with status error")
+    tail.set_defaults(func=_tail)
     spool = sub.add_parser("spool", help="inspect, send or delete records waiting in the on-disk spool")
     spool.add_argument("action", choices=["status", "replay", "purge"])
     spool.add_argument("--dir", help="one spool directory (default: all under HUGGINGPLACE_SPOOL_DIR or the cache)")

@@ -98,50 +98,79 @@ def _tree(steps: list[dict[str, Any]], indent: str = "      ") -> list[str]:
     return lines
 
 
-def run_demo() -> int:
+DEMO_DB = os.path.join(tempfile.gettempdir(), "huggingplace-demo.db")
+
+
+def _fresh(db: str) -> None:
+    for suffix in ("", "-wal", "-shm", ".devkey"):
+        try:
+            os.remove(db + suffix)
+        except FileNotFoundError:
+            pass
+
+
+def run_demo(serve: bool = False) -> int:
+    """The demo; with ``serve`` the collector and its viewer keep running until Ctrl-C."""
     llm = FakeLLM()
-    with tempfile.TemporaryDirectory(prefix="huggingplace-demo-") as tmp:
-        db = os.path.join(tmp, "demo.db")
-        with Collector(db) as collector:
-            assert collector.dev_key is not None
-            options: dict[str, Any] = {
-                "api_key": collector.dev_key,
-                "org_id": collector.dev_org,
-                "base_url": collector.url,
-            }
-            print(f"local collector on {collector.url} (SQLite: {db})\n")
-            with HuggingPlace(**options) as hp:
-                _sync_part(hp, llm)
-                sync_stats = hp.stats()
+    db = DEMO_DB
+    _fresh(db)
+    with Collector(db) as collector:
+        assert collector.dev_key is not None
+        options: dict[str, Any] = {
+            "api_key": collector.dev_key,
+            "org_id": collector.dev_org,
+            "base_url": collector.url,
+        }
+        print(f"local collector on {collector.url} (SQLite: {db})\n")
+        with HuggingPlace(**options) as hp:
+            _sync_part(hp, llm)
+            sync_stats = hp.stats()
 
-            async def async_main() -> Any:
-                async with AsyncHuggingPlace(**options) as ahp:
-                    await _async_part(ahp, llm)
-                    return ahp.stats()
+        async def async_main() -> Any:
+            async with AsyncHuggingPlace(**options) as ahp:
+                await _async_part(ahp, llm)
+                return ahp.stats()
 
-            async_stats = asyncio.run(async_main())
-            headers = {"Authorization": f"Bearer {collector.dev_key}"}
-            sessions = requests.get(f"{collector.url}/v2/sessions", headers=headers, timeout=10).json()["sessions"]
-            print(f"sent: sync client {sync_stats.sent} records, async client {async_stats.sent} records")
-            print(f"read back {len(sessions)} sessions through GET /v2/sessions:\n")
-            for session in sessions:
-                detail = requests.get(
-                    f"{collector.url}/v2/sessions/{session['session_id']}", headers=headers, timeout=10
-                ).json()
-                print(f"session {session['session_id']}: {session['records']} records, {session['errors']} errors")
-                for record in detail["records"]:
-                    tokens = record.get("token_count")
-                    took = record.get("response_time")
-                    print(
-                        f"  > {record['user_prompt']}\n"
-                        f"    < {record['ai_response'][:70]}\n"
-                        f"    model {record.get('llm_model') or '-'}, tokens {tokens if tokens is not None else '-'}, "
-                        f"response_time {f'{took:.1f} ms' if took is not None else '-'}, status {record['status']}"
-                    )
-                    lines = _tree(record.get("step_data") or [])
-                    if lines:
-                        print("    steps:")
-                        print("\n".join(lines))
-                print()
-    print("Run it yourself: `huggingplace serve`, then point HuggingPlace(base_url=...) at it.")
+        async_stats = asyncio.run(async_main())
+        headers = {"Authorization": f"Bearer {collector.dev_key}"}
+        sessions = requests.get(f"{collector.url}/v2/sessions", headers=headers, timeout=10).json()["sessions"]
+        print(f"sent: sync client {sync_stats.sent} records, async client {async_stats.sent} records")
+        print(f"read back {len(sessions)} sessions through GET /v2/sessions:\n")
+        for session in sessions:
+            detail = requests.get(
+                f"{collector.url}/v2/sessions/{session['session_id']}", headers=headers, timeout=10
+            ).json()
+            print(f"session {session['session_id']}: {session['records']} records, {session['errors']} errors")
+            for record in detail["records"]:
+                tokens = record.get("token_count")
+                took = record.get("response_time")
+                print(
+                    f"  > {record['user_prompt']}\n"
+                    f"    < {record['ai_response'][:70]}\n"
+                    f"    model {record.get('llm_model') or '-'}, tokens {tokens if tokens is not None else '-'}, "
+                    f"response_time {f'{took:.1f} ms' if took is not None else '-'}, status {record['status']}"
+                )
+                lines = _tree(record.get("step_data") or [])
+                if lines:
+                    print("    steps:")
+                    print("\n".join(lines))
+            print()
+        if serve:
+            return _keep_serving(collector)
+    print(f"See these records in the viewer: huggingplace serve --db {db}  (it prints a login link),")
+    print("or run `huggingplace demo --serve` to keep this collector running.")
     return 0
+
+
+def _keep_serving(collector: Collector) -> int:
+    from .collector.viewer import available
+
+    if available():
+        print(f"The viewer: {collector.login_link()}  (a one-time login link; Ctrl-C stops)")
+    else:
+        print(f"Collector on {collector.url}; for the viewer: pip install 'huggingplace[viewer]'. Ctrl-C stops.")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0

@@ -212,9 +212,10 @@ def test_read_routes_paginate_newest_first(collector: LiveCollector) -> None:
         for i in range(5):
             hp.log(user_prompt="q", response="a", session_id=f"{prefix}-{i}",
                    timestamp=dt.datetime(2030, 1, 1, 0, 0, i, tzinfo=dt.timezone.utc))
-    page1 = _get(collector, "/v2/sessions?limit=2", key=collector.other_key).json()["sessions"]
-    page2 = _get(collector, "/v2/sessions?limit=2&offset=2", key=collector.other_key).json()["sessions"]
-    assert [s["session_id"] for s in page1 + page2] == [f"{prefix}-{i}" for i in (4, 3, 2, 1)]
+    page1 = _get(collector, "/v2/sessions?limit=2", key=collector.other_key).json()
+    page2 = _get(collector, f"/v2/sessions?limit=2&cursor={page1['next_cursor']}", key=collector.other_key).json()
+    assert [s["session_id"] for s in page1["sessions"] + page2["sessions"]] == [
+        f"{prefix}-{i}" for i in (4, 3, 2, 1)]
     assert _get(collector, "/v2/sessions?limit=5000").status_code == 400
     assert _get(collector, "/v2/sessions/nope-" + prefix).status_code == 404
 

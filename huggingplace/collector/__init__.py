@@ -10,6 +10,7 @@ thread (the demo and the end-to-end tests use it)::
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from typing import Mapping, Optional
 
@@ -19,9 +20,37 @@ from ._app import BATCH_ROUTE, create_app
 from ._guard import GuardedRunner
 from ._store import Store
 
-__all__ = ["Collector", "Store", "create_app", "BATCH_ROUTE", "DEV_ORG"]
+__all__ = ["Collector", "Store", "create_app", "BATCH_ROUTE", "DEV_ORG", "dev_key", "dev_key_file"]
 
 DEV_ORG = "local"
+
+
+def dev_key_file(db: str) -> str:
+    """Where the dev key of a loopback collector is kept (mode 0600, beside the database), so
+    that a later ``huggingplace serve`` can show it again; the database holds only its hash."""
+    return os.path.abspath(db) + ".devkey"
+
+
+def dev_key(store: Store, db: str) -> Optional[str]:
+    """The dev key kept beside ``db``, or a new one when the database has no key at all."""
+    path = dev_key_file(db)
+    try:
+        with open(path, encoding="utf-8") as f:
+            key = f.read().strip()
+        if store.org_for_key(key) == DEV_ORG:
+            return key
+    except OSError:
+        pass
+    if store.key_count():
+        return None
+    key = store.create_dev_key(DEV_ORG)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(key + "\n")
+    except OSError:  # a read-only folder: the key is still printed this once
+        pass
+    return key
 
 
 class Collector:
@@ -60,7 +89,7 @@ class Collector:
         for key, org in self._keys.items():
             store.add_key(key, str(org))
         if not self._keys:
-            self.dev_key = store.create_dev_key(DEV_ORG)
+            self.dev_key = dev_key(store, self.db_path) or store.create_dev_key(DEV_ORG)
         self._store = store
         self._thread = threading.Thread(target=self._run, name="huggingplace-collector", daemon=True)
         self._thread.start()
@@ -73,7 +102,8 @@ class Collector:
         loop = asyncio.new_event_loop()
         self._loop = loop
         try:
-            self._runner = GuardedRunner(create_app(self._store), access_log=None, keepalive_timeout=75)
+            self._app = create_app(self._store)
+            self._runner = GuardedRunner(self._app, access_log=None, keepalive_timeout=75)
             loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, self.host, self.port)
             loop.run_until_complete(site.start())
@@ -87,6 +117,12 @@ class Collector:
         loop.run_forever()
         loop.run_until_complete(self._runner.cleanup())
         loop.close()
+
+    def login_link(self, org: Optional[str] = None) -> str:
+        """A one-time link that logs a browser into the viewer for ``org`` (the dev org by default)."""
+        from .viewer import mint_login_link
+
+        return self.url + mint_login_link(self._app, org or self.dev_org)
 
     def stop(self) -> None:
         if self._loop is not None and self._thread is not None:

@@ -14,16 +14,24 @@ from typing import Any, Awaitable, Callable, Optional, TypeVar
 from aiohttp import web
 
 from .._config import ROUTE
+from .._models import utcnow
+from .._serialize import format_timestamp
 from .._wire import BATCH_HEADER
 from ._ingest import LIMITS, IngestError, normalize_record, parse_body
+from ._live import Follower, Hub, sse, summary
+from ._query import FILTERS, QueryError, parse_query
 from ._store import Store
 
-__all__ = ["create_app", "BATCH_ROUTE", "STORE_KEY"]
+__all__ = ["create_app", "BATCH_ROUTE", "STORE_KEY", "HUB_KEY", "LOGINS_KEY", "request_org", "db"]
 
 logger = logging.getLogger("huggingplace.collector")
 
 BATCH_ROUTE = ROUTE + "/batch"
 STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
+HUB_KEY: web.AppKey[Hub] = web.AppKey("hub", Hub)
+LOGINS_KEY: web.AppKey[dict[str, str]] = web.AppKey("logins", dict)  # viewer cookie token -> org
+COOKIE = "hp_viewer"
+KEEPALIVE_SECONDS = 15.0
 _EXECUTOR: web.AppKey[ThreadPoolExecutor] = web.AppKey("executor", ThreadPoolExecutor)
 T = TypeVar("T")
 
@@ -32,9 +40,28 @@ def _error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status, headers={BATCH_HEADER: BATCH_ROUTE})
 
 
-async def _db(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
+async def db(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn`` on the store's own thread (SQLite never blocks the loop)."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(request.app[_EXECUTOR], fn, *args)
+
+
+_db = db
+
+
+async def request_org(request: web.Request) -> Optional[str]:
+    """The org of the request: its Bearer key, else the viewer's login cookie; None when neither."""
+    if request.headers.get("Authorization"):
+        return await _org(request)
+    token = request.cookies.get(COOKIE)
+    return request.app[LOGINS_KEY].get(token) if token else None
+
+
+async def _reader_org(request: web.Request) -> str:
+    org = await request_org(request)
+    if org is None:
+        return await _org(request)  # raises the 401 that says what to send
+    return org
 
 
 async def _org(request: web.Request) -> str:
@@ -94,6 +121,8 @@ async def store_one(request: web.Request) -> web.Response:
     except IngestError as exc:
         return _error(exc.status, exc.message, **({"field": exc.field} if exc.field else {}))
     created = await _db(request, request.app[STORE_KEY].insert, record)
+    if created:
+        _publish(request, org, [record])
     return web.json_response(
         {"message": "stored" if created else "already stored", "event_id": record["event_id"]},
         status=200,
@@ -139,6 +168,7 @@ async def store_batch(request: web.Request) -> web.Response:
             except Exception as exc:
                 logger.warning("record %s could not be stored: %s", record["event_id"], type(exc).__name__)
                 created.append(None)
+    _publish(request, org, [r for (_, r), new in zip(good, created) if new])
     for (i, record), was_new in zip(good, created):
         if was_new is None:
             results[i] = {"status": 422, "event_id": record["event_id"], "error": "the record could not be stored"}
@@ -148,26 +178,87 @@ async def store_batch(request: web.Request) -> web.Response:
     return web.json_response({"results": results}, headers={BATCH_HEADER: BATCH_ROUTE})
 
 
-def _page(request: web.Request, name: str, default: int, most: int) -> int:
-    raw = request.query.get(name, str(default))
-    if not (raw.isascii() and raw.isdigit()) or int(raw) > most:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": f"`{name}` must be a whole number from 0 to {most}"}),
-            content_type="application/json",
-        )
-    return int(raw)
+def _publish(request: web.Request, org: str, records: list[dict[str, Any]]) -> None:
+    """Tell followers (the viewer, ``huggingplace tail``) about new records; free without them."""
+    hub = request.app[HUB_KEY]
+    if hub:
+        hub.publish(org, [summary(r) for r in records])
+
+
+def _query(request: web.Request, allowed: tuple[str, ...]) -> Any:
+    try:
+        return parse_query(request.query, allowed)
+    except QueryError as exc:
+        raise web.HTTPBadRequest(text=json.dumps({"error": str(exc), "param": exc.param}),
+                                 content_type="application/json") from None
+
+
+SESSION_PARAMS = (*FILTERS, "sort", "limit", "cursor")
+RECORD_PARAMS = (*FILTERS, "session_id", "limit", "cursor")
 
 
 async def list_sessions(request: web.Request) -> web.Response:
-    org = await _org(request)
-    limit = _page(request, "limit", 20, 200)
-    offset = _page(request, "offset", 0, 10**9)
-    sessions = await _db(request, lambda: request.app[STORE_KEY].sessions(org, limit=limit, offset=offset))
-    return web.json_response({"sessions": sessions, "limit": limit, "offset": offset})
+    """The org's sessions: filters, sorts, cursor paging (``next_cursor`` until the last page)."""
+    org = await _reader_org(request)
+    query = _query(request, SESSION_PARAMS)
+    sessions, cursor = await _db(request, request.app[STORE_KEY].sessions_page, org, query)
+    return web.json_response({"sessions": sessions, "limit": query.limit, "next_cursor": cursor})
+
+
+async def list_records(request: web.Request) -> web.Response:
+    """Every record of the org, with or without a session, newest first."""
+    org = await _reader_org(request)
+    query = _query(request, RECORD_PARAMS)
+    records, cursor = await _db(request, request.app[STORE_KEY].records_page, org, query)
+    return web.json_response({"records": records, "limit": query.limit, "next_cursor": cursor})
+
+
+async def overview(request: web.Request) -> web.Response:
+    org = await _reader_org(request)
+    query = _query(request, ("window",))
+    now = format_timestamp(utcnow())
+    return web.json_response(await _db(request, request.app[STORE_KEY].overview, org, query.window, now))
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    """New records as server-sent events (``event: record``), optionally one session's or only
+    errors; a comment every 15 s keeps proxies from closing it."""
+    org = await _reader_org(request)
+    unknown = sorted(set(request.query) - {"session_id", "errors"})
+    if unknown:
+        return _error(400, f"unknown query parameter(s) {', '.join(unknown)}; this route takes: session_id, errors",
+                      param=unknown[0])
+    follower = Follower(org, request.query.get("session_id") or None, request.query.get("errors") in ("1", "true"))
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
+                                           "X-Accel-Buffering": "no"})
+    await response.prepare(request)
+    hub = request.app[HUB_KEY]
+    hub.followers.add(follower)
+    reported = 0
+    try:
+        await response.write(b": following\n\n")
+        while True:
+            try:
+                count, chunk = await asyncio.wait_for(follower.queue.get(), KEEPALIVE_SECONDS)
+            except asyncio.TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
+            if not count:
+                break
+            if follower.lost > reported:
+                await response.write(sse("lost", {"records": follower.lost - reported}))
+                reported = follower.lost
+            await response.write(chunk)
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        hub.followers.discard(follower)
+    return response
 
 
 async def session_records(request: web.Request) -> web.Response:
-    org = await _org(request)
+    org = await _reader_org(request)
+    _query(request, ())
     session_id = request.match_info["session_id"]
     records = await _db(request, request.app[STORE_KEY].session_records, org, session_id)
     if not records:
@@ -176,7 +267,8 @@ async def session_records(request: web.Request) -> web.Response:
 
 
 async def one_record(request: web.Request) -> web.Response:
-    org = await _org(request)
+    org = await _reader_org(request)
+    _query(request, ())
     event_id = request.match_info["event_id"]
     record = await _db(request, request.app[STORE_KEY].record, org, event_id)
     if record is None:
@@ -195,6 +287,19 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 @web.middleware
+async def _server_timing(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """``Server-Timing: app;dur=<ms>`` on every answer that is not a stream (the viewer benchmark
+    reads it)."""
+    started = asyncio.get_running_loop().time()
+    response = await handler(request)
+    if not response.prepared:
+        response.headers["Server-Timing"] = f"app;dur={(asyncio.get_running_loop().time() - started) * 1000:.2f}"
+    return response
+
+
+@web.middleware
 async def _json_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
@@ -202,7 +307,7 @@ async def _json_errors(
     try:
         return await handler(request)
     except web.HTTPException as exc:
-        if exc.content_type == "application/json":
+        if exc.content_type == "application/json" or exc.status < 400:  # JSON already, or a redirect
             raise
         return _error(exc.status, exc.reason if exc.status != 404 else f"no route {request.method} {request.path}")
     except IngestError as exc:
@@ -210,19 +315,32 @@ async def _json_errors(
 
 
 def create_app(store: Store) -> web.Application:
-    app = web.Application(client_max_size=LIMITS["body_bytes"] + 1024, middlewares=[_json_errors])
+    app = web.Application(client_max_size=LIMITS["body_bytes"] + 1024, middlewares=[_server_timing, _json_errors])
     app[STORE_KEY] = store
+    app[HUB_KEY] = Hub()
+    app[LOGINS_KEY] = {}
     app[_EXECUTOR] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="huggingplace-collector-db")
     app.router.add_post(ROUTE, store_one)
     app.router.add_post(BATCH_ROUTE, store_batch)
     app.router.add_get("/v2/sessions", list_sessions)
     app.router.add_get("/v2/sessions/{session_id}", session_records)
+    app.router.add_get("/v2/records", list_records)
     app.router.add_get("/v2/records/{event_id}", one_record)
+    app.router.add_get("/v2/overview", overview)
+    app.router.add_get("/v2/stream", stream)
     app.router.add_get("/health", health)
     app.router.add_get("/openapi.json", openapi)
+
+    async def _end_streams(app: web.Application) -> None:
+        for follower in list(app[HUB_KEY].followers):
+            follower.end()
 
     async def _shutdown(app: web.Application) -> None:
         app[_EXECUTOR].shutdown(wait=True)
 
+    app.on_shutdown.append(_end_streams)
     app.on_cleanup.append(_shutdown)
+    from . import viewer
+
+    viewer.install(app)
     return app

@@ -11,7 +11,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Optional
 
 from .._fields import ALIASES, BY_NAME, MAX_DEPTH, MAX_INT, legacy_step, public_sdk_ms, step_problem
@@ -264,8 +264,15 @@ def normalize_record(body: Any, *, idempotency_key: Optional[str] = None) -> dic
             parsed = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
         except ValueError:
             raise IngestError(422, f"`timestamp` is not RFC 3339: {timestamp[:40]!r}", "timestamp") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        try:
+            parsed = parsed.astimezone(timezone.utc)
+        except (OverflowError, ValueError):
+            raise IngestError(422, "`timestamp` must be between the years 1970 and 9999", "timestamp") from None
         if not 1970 <= parsed.year <= 9999:  # the SDK's range too
             raise IngestError(422, "`timestamp` must be between the years 1970 and 9999", "timestamp")
+        timestamp = format_timestamp(parsed)  # one form (UTC, milliseconds): time filters compare strings
     out["timestamp"] = timestamp or format_timestamp(utcnow())
     if "sdk" in data:
         if not isinstance(data["sdk"], Mapping):

@@ -49,8 +49,21 @@ def document() -> dict[str, Any]:
     batch = {"required": True, "content": {"application/json": {"schema": {
         "type": "object", "required": ["records"],
         "properties": {"records": {"type": "array", "items": _RECORD, "maxItems": 1000}}}}}}
-    page = [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 200}},
-            {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}}]
+    def q(name: str, schema: dict[str, Any], about: str) -> dict[str, Any]:
+        return {"name": name, "in": "query", "schema": schema, "description": about}
+
+    text = {"type": "string"}
+    when = {"type": "string", "format": "date-time"}
+    filters = [
+        q("q", text, "full-text search over prompts and answers (every word must occur)"),
+        q("model", text, "llm_model equals"), q("user_id", text, "user_id equals"),
+        q("status", {"type": "string", "enum": ["ok", "error"]}, "record status"),
+        q("since", when, "timestamp at or after (RFC 3339)"), q("until", when, "timestamp at or before (RFC 3339)"),
+        q("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "rows per page (default 50)"),
+        q("cursor", text, "next_cursor of the previous page"),
+    ]
+    paged = {"type": "string", "nullable": True, "description": "pass as cursor for the next page; null at the end"}
+    refused = "an unknown or invalid query parameter is refused with 400, naming it in `param`"
     return {
         "openapi": "3.0.3",
         "info": {"title": "HuggingPlace local collector", "version": "2"},
@@ -63,9 +76,25 @@ def document() -> dict[str, Any]:
                 "summary": "Store many records; one result per record, in order", "requestBody": batch,
                 "responses": {**_ok({"type": "object", "required": ["results"], "properties": {
                     "results": {"type": "array", "items": result}}}), **_errors(400, 401, 408, 413)}}},
-            "/v2/sessions": {"get": {"summary": "Sessions of the key's org, newest first", "parameters": page,
-                                     "responses": {**_ok({"type": "object", "required": ["sessions"]}),
-                                                   **_errors(400, 401)}}},
+            "/v2/sessions": {"get": {
+                "summary": "Sessions of the key's org: those holding a record that matches the filters",
+                "description": refused, "parameters": [
+                    *filters, q("sort", {"type": "string", "enum": ["recent", "latency", "tokens"]},
+                                "newest first (default), or by mean latency or total tokens, descending")],
+                "responses": {**_ok({"type": "object", "required": ["sessions", "next_cursor"],
+                                     "properties": {"sessions": {"type": "array", "items": {"type": "object"}},
+                                                    "next_cursor": paged}}), **_errors(400, 401)}}},
+            "/v2/records": {"get": {
+                "summary": "Every record of the key's org, with or without a session, newest first",
+                "description": refused, "parameters": [*filters, q("session_id", text, "session_id equals")],
+                "responses": {**_ok({"type": "object", "required": ["records", "next_cursor"],
+                                     "properties": {"records": {"type": "array", "items": {"type": "object"}},
+                                                    "next_cursor": paged}}), **_errors(400, 401)}}},
+            "/v2/overview": {"get": {
+                "summary": "Records per minute, error rate, latency p50/p95 and tokens per model over a window",
+                "parameters": [q("window", {"type": "string", "enum": ["1h", "24h", "7d"]}, "default 1h")],
+                "responses": {**_ok({"type": "object", "required": ["records", "buckets", "models"]}),
+                              **_errors(400, 401)}}},
             "/v2/sessions/{session_id}": {"get": {
                 "summary": "The records of one session", "parameters": [
                     {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}],
