@@ -14,7 +14,8 @@ DOCS = ["sybil>=6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.25"]
 TEST = [
     *VIEWER,
     *DOCS,
-    "playwright>=1.40",  # drives Debian's chromium (.ci/run installs it); browser tests skip without one
+    "playwright>=1.40",
+    "wheel",  # tests/test_docs.py builds the wheel (without build isolation) to check what it ships  # drives Debian's chromium (.ci/run installs it); browser tests skip without one
     "pytest>=7",
     "hypothesis>=6",
     "responses>=0.23",

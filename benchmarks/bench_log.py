@@ -12,6 +12,7 @@ import argparse
 import gc
 import json
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -84,12 +85,19 @@ def closed_port() -> int:
 
 
 def main() -> None:
+    tmp = tempfile.mkdtemp(prefix="hp-bench-")
+    try:
+        run(tmp)
+    finally:  # the collector's database and the spools written while the endpoint was down
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(tmp: str) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=2000)
     parser.add_argument("--down", type=int, default=100_000)
     args = parser.parse_args()
     n = args.records
-    tmp = tempfile.mkdtemp(prefix="hp-bench-")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {n} records per run\n")
 
     with Collector(os.path.join(tmp, "bench.db")) as c:

@@ -315,6 +315,6 @@ class Pipeline:
 
 def install_sigterm_handler(timeout: Optional[float] = None) -> None:
     """Kept for compatibility: the SDK now installs its SIGTERM / SIGINT handlers itself when the
-    first background client starts (see docs/hosts.md). Calling this installs them now, from the
+    first background client starts (see docs/hosts/index.md). Calling this installs them now, from the
     main thread."""
     _exit.install_signal_handlers()

@@ -67,7 +67,7 @@ class BackgroundConfig:
     probe_max: float = 1.5  #: the probe backoff's cap while the endpoint is down (+-20% jitter)
     overflow_chunk: int = 256
     exit_timeout: float = 3.0  #: the exit deadline: sending at exit / on SIGTERM stops after it
-    handle_signals: bool = True  #: chain a bounded flush onto SIGTERM / SIGINT (see docs/hosts.md)
+    handle_signals: bool = True  #: chain a bounded flush onto SIGTERM / SIGINT (see docs/hosts/index.md)
     use_batch_route: bool = True
 
 

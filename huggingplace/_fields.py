@@ -61,6 +61,16 @@ BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
 ALIASES: dict[str, str] = {spelling: f.name for f in FIELDS for spelling in (f.name, *f.aliases)}
 
 
+def fields_table() -> str:
+    """``FIELDS`` as the Markdown table of docs/fields.md (``python -m huggingplace._fields``)."""
+    lines = ["| keyword | also accepted | wire name | value |", "|---|---|---|---|"]
+    for f in FIELDS:
+        aliases = ", ".join(f"`{a}`" for a in f.aliases) or "-"
+        wire = f"`{f.wire}`" if f.wire else "(not sent: read for `user_prompt`)"
+        lines.append(f"| `{f.name}` | {aliases} | {wire} | {f.hint} |")
+    return "\n".join(lines) + "\n"
+
+
 _PUBLIC_SDK_TIME = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*min\s+(\d+(?:\.\d+)?)\s*sec\s*$")
 
 
@@ -153,3 +163,7 @@ def legacy_step(step: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(children, list):
         out["steps"] = [legacy_step(c) if isinstance(c, Mapping) else c for c in children]
     return out
+
+
+if __name__ == "__main__":
+    print(fields_table(), end="")

@@ -1,5 +1,5 @@
 """Delivery when real hosts stop, as their platforms stop them: each host runs as a subprocess
-with the app code docs/hosts.md tells users to write, logs to a real collector, is stopped, and
+with the app code docs/hosts/index.md tells users to write, logs to a real collector, is stopped, and
 the test counts what the collector stored, what is left in the spool and what the host printed."""
 
 from __future__ import annotations
@@ -239,7 +239,7 @@ def test_celery_prefork_worker_delivers_what_its_children_logged(sink: Collector
 
 
 def test_the_hosts_page_shows_the_apps_these_tests_run() -> None:
-    """docs/hosts.md embeds each host app word for word: the code users copy is the code tested."""
-    page = (HOSTS.parent.parent / "docs" / "hosts.md").read_text()
+    """docs/hosts/ embeds each host app word for word: the code users copy is the code tested."""
+    page = "".join(p.read_text() for p in (HOSTS.parent.parent / "docs" / "hosts").glob("*.md"))
     for name in ("fastapi_app.py", "flask_app.py", "pool_job.py", "celery_app.py"):
         assert (HOSTS / name).read_text().rstrip() in page, name

@@ -48,9 +48,10 @@ def test_fields_doc_matches_the_field_table() -> None:
     """docs/fields.md lists every keyword, alias and wire name of _fields.py."""
     import pathlib
 
-    from huggingplace._fields import FIELDS
+    from huggingplace._fields import FIELDS, fields_table
 
     doc = (pathlib.Path(__file__).parent.parent / "docs" / "fields.md").read_text()
+    assert fields_table() in doc, "regenerate the table: python -m huggingplace._fields"
     for field in FIELDS:
         assert f"| `{field.name}` |" in doc and (not field.wire or f"`{field.wire}`" in doc)
         for alias in field.aliases:

@@ -1,5 +1,5 @@
 """Small integrations for hosts that have a shutdown hook. The SDK already delivers at exit in
-these hosts on its own (see docs/hosts.md); each of these closes the last gap a host leaves:
+these hosts on its own (see docs/hosts/index.md); each of these closes the last gap a host leaves:
 
 - :mod:`.asgi`: ``FlushOnShutdown(app, hp)`` closes clients at ASGI lifespan shutdown (FastAPI,
   Starlette under uvicorn or gunicorn's UvicornWorker, where the server re-raises SIGTERM);

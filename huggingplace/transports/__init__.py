@@ -2,13 +2,15 @@
 
 - :class:`RequestsTransport`: the sync client's default, one pooled ``requests.Session``.
 - :class:`AiohttpTransport`: the async client's default, one ``aiohttp.ClientSession``.
-- :class:`MemoryTransport`: answers from a function in-process, for your own unit tests.
+- :class:`MemoryTransport`: answers from a function in-process, for your own unit tests (the
+  function takes a :class:`Request` and returns a :class:`Response`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._wire import Request, Response
 from .base import AsyncTransport, Transport
 from .memory import MemoryTransport
 
@@ -16,7 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .aio import AiohttpTransport
     from .http import RequestsTransport
 
-__all__ = ["AiohttpTransport", "AsyncTransport", "MemoryTransport", "RequestsTransport", "Transport"]
+__all__ = ["AiohttpTransport", "AsyncTransport", "MemoryTransport", "Request", "RequestsTransport", "Response",
+           "Transport"]
 
 
 def __getattr__(name: str) -> Any:
