@@ -226,3 +226,30 @@ def test_a_database_from_before_the_viewer_is_indexed_on_open(tmp_path: Path) ->
     finally:
         store.close()
     assert overview["records"] == 1 and overview["models"] == [{"model": "(none)", "records": 1, "tokens": 4}]
+
+
+def test_without_the_viewer_extra_the_json_routes_serve_and_slash_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingplace.collector import viewer
+
+    monkeypatch.setattr(viewer, "available", lambda: False)
+    with Collector(str(tmp_path / "bare.db"), keys={"hp_bare_key_1": "org-bare"}) as c:
+        page = requests.get(c.url + "/", timeout=10)
+        listed = requests.get(c.url + "/v2/records", headers={"Authorization": "Bearer hp_bare_key_1"}, timeout=10)
+    assert page.status_code == 501 and "pip install 'huggingplace[viewer]'" in page.text
+    assert listed.status_code == 200 and listed.json()["records"] == []
+
+
+def test_the_sdk_alone_imports_no_viewer_or_collector_code(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, huggingplace; hp = huggingplace.HuggingPlace(api_key='k' * 12, org_id='o', "
+            "background=True); hp.log(user_prompt='q', response='a'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jinja2', 'aiohttp_jinja2') "
+            "or m.startswith('huggingplace.collector')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={"HUGGINGPLACE_BASE_URL": "http://127.0.0.1:9", "HUGGINGPLACE_EXIT_TIMEOUT": "0.2",
+                              "PATH": "/usr/bin:/bin", "HUGGINGPLACE_SPOOL_DIR": str(tmp_path)})
+    assert out.stdout.strip() == "[]", out.stderr
