@@ -166,8 +166,16 @@ _DIGIT = re.compile(r"\d")
 
 def _detector_step(rules: Sequence[tuple[str, re.Pattern[str], Replacement]]) -> Callable[[str], str]:
     anchored = [(ANCHORS.get(name, ("",)), pattern, replacement) for name, pattern, replacement in rules]
+    literals = sorted({a for anchors, _, _ in anchored for a in anchors if a not in (DIGITS, "")})
+    needs_digits = any(DIGITS in anchors for anchors, _, _ in anchored)
+    always = any("" in anchors for anchors, _, _ in anchored)
+    # one case-insensitive pass over the text for every anchor at once: most text holds none
+    # and is returned after it (one C-speed search instead of a loop over the rules)
+    screen = re.compile("|".join(re.escape(a) for a in literals) + (r"|\d" if needs_digits else ""), re.IGNORECASE)
 
     def run(text: str) -> str:
+        if not always and screen.search(text) is None:
+            return text
         low = text.lower()
         digits: bool | None = None
         for anchors, pattern, replacement in anchored:
