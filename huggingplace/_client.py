@@ -320,12 +320,12 @@ class HuggingPlace(_BaseClient):
 
     def __init__(self, *, transport: Optional[Transport] = None, **options: Any) -> None:
         super().__init__(transport=transport, **options)
+        self._owns_transport = transport is None  # ours to close; a transport you pass stays yours
         if transport is None:
             from .transports.http import RequestsTransport
 
             transport = RequestsTransport()
         self._transport: Transport = transport
-        self._owns_transport = transport is None
 
     def log(self, *args: Mapping[str, Any], **fields: Any) -> LogResult:
         """Validate and send one record; returns its :class:`LogResult` once stored.
@@ -401,12 +401,12 @@ class AsyncHuggingPlace(_BaseClient):
 
     def __init__(self, *, transport: Optional[AsyncTransport] = None, **options: Any) -> None:
         super().__init__(transport=transport, **options)
+        self._owns_transport = transport is None  # ours to close; a transport you pass stays yours
         if transport is None:
             from .transports.aio import AiohttpTransport
 
             transport = AiohttpTransport()
         self._transport: AsyncTransport = transport
-        self._owns_transport = transport is None
 
     async def log(self, *args: Mapping[str, Any], **fields: Any) -> LogResult:
         """Validate and send one record; the async twin of :meth:`HuggingPlace.log`."""

@@ -103,9 +103,11 @@ def test_serve_with_given_keys(tmp_path: Path) -> None:
 
 def test_demo_runs_and_reads_everything_back() -> None:
     """The README's first command: a multi-step session through both clients, printed back."""
-    out = subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "huggingplace", "demo"], capture_output=True, text=True, timeout=120, check=True
-    ).stdout
+    )
+    assert done.stderr == ""  # nothing of ours, and no unclosed session or connector at exit
+    out = done.stdout
     assert "sent: sync client 3 records, async client 2 records" in out
     assert "read back 2 sessions" in out
     assert "session demo-sync-support: 3 records" in out and "session demo-async-sales: 2 records" in out

@@ -27,7 +27,7 @@ from huggingplace import (
     ValidationError,
 )
 
-from .conftest import KEY
+from .conftest import KEY, LiveCollector
 from .servers import ScriptedServer, SilentServer, closed_port
 
 KINDS = ["sync", "async"]
@@ -249,3 +249,35 @@ def test_client_repr_hides_the_key() -> None:
     hp = HuggingPlace(api_key=KEY, org_id="o")
     assert KEY not in repr(hp) and KEY not in repr(hp.options) and KEY not in str(vars(hp).get("_options"))
     hp.close()
+
+
+def test_closing_a_client_closes_the_connections_it_opened(collector: LiveCollector) -> None:
+    """Both clients own their default transport: closing them leaves no unclosed session,
+    connector or socket for the interpreter to complain about at exit (-W always::ResourceWarning shows
+    every ResourceWarning); a transport you pass stays open, it is yours."""
+    import subprocess
+    import sys
+
+    code = f"""
+import asyncio
+from huggingplace import AsyncHuggingPlace, HuggingPlace, MemoryTransport
+options = dict(api_key={collector.key!r}, org_id={collector.org!r}, base_url={collector.url!r})
+
+async def main():
+    async with AsyncHuggingPlace(**options) as hp:
+        await hp.log(user_prompt="q", response="a")
+    hp = AsyncHuggingPlace(**options)
+    await hp.log(user_prompt="q", response="a")
+    await hp.close()
+
+asyncio.run(main())
+with HuggingPlace(**options) as hp:
+    hp.log(user_prompt="q", response="a")
+mine = MemoryTransport()
+HuggingPlace(transport=mine, **options).close()
+assert not getattr(mine, "closed", False)
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-W", "always::ResourceWarning", "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr
+    assert done.stderr == ""
