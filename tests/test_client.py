@@ -278,6 +278,7 @@ HuggingPlace(transport=mine, **options).close()
 assert not getattr(mine, "closed", False)
 print("ok")
 """
-    done = subprocess.run([sys.executable, "-W", "always::ResourceWarning", "-c", code], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-W", "always::ResourceWarning", "-c", code], capture_output=True,
+                          text=True, timeout=60)
     assert done.stdout.strip() == "ok", done.stderr
     assert done.stderr == ""
