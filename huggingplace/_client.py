@@ -7,12 +7,12 @@ only moves bytes (``requests`` or ``aiohttp``) and sleeps the way its world slee
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, ClassVar, Mapping, Optional, Union, overload
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, ClassVar, Mapping, Optional, TypeVar, Union, overload
 
 import attrs
 
 from ._background import FlushResult, Pipeline
-from ._config import Options, OrgId, env_flag, resolve_background, resolve_options, resolve_privacy
+from ._config import ClientOptions, Options, OrgId, env_flag, resolve_background, resolve_options, resolve_privacy
 from ._context import Context, current_scope
 from ._exceptions import APIError, HuggingPlaceError, ValidationError
 from ._internal import swallow
@@ -25,7 +25,12 @@ from ._stats import Stats, StatsSnapshot
 from ._wire import Request, parse_response, request_for_payload, to_payload
 from .transports.base import AsyncTransport, Transport
 
+if TYPE_CHECKING:  # pragma: no cover
+    from typing_extensions import Unpack
+
 __all__ = ["HuggingPlace", "AsyncHuggingPlace"]
+
+Client = TypeVar("Client")
 
 logger = logging.getLogger("huggingplace")
 
@@ -149,7 +154,7 @@ class _BaseClient:
         args: tuple[Mapping[str, Any], ...],
         kwargs: Mapping[str, Any],
         *,
-        session: Session | None = None,
+        session: Session[Any] | None = None,
         fields: Fields | None = None,
         steps: list[Step] | tuple[Step, ...] = (),
         measured_ms: float | None = None,
@@ -240,7 +245,7 @@ class _BaseClient:
     # ---- sessions and traces -----------------------------------------------------------
     def start_session(
         self, session_id: Optional[str] = None, *args: Mapping[str, Any], **defaults: Any
-    ) -> Session:
+    ) -> Session[Any]:
         """A session whose id and defaults (any ``log()`` field) go into every record it logs.
 
         ``session_id`` defaults to a new random id.
@@ -277,12 +282,14 @@ class _BaseClient:
         An enclosing session's defaults and the record's own fields win over it."""
         return Context(self._normalize(args, fields, where="context()"), track)
 
-    def wrap(self, client: Any) -> Any:
+    def wrap(self, client: Client) -> Client:
         """A drop-in OpenAI / AsyncOpenAI / AzureOpenAI / Anthropic / AsyncAnthropic client whose
-        calls are each logged (see docs/providers/)."""
+        calls are each logged (see docs/providers/). Typed as the client it was given:
+        ``isinstance(hp.wrap(OpenAI()), OpenAI)`` holds at run time too."""
         from ._wrap import wrap
 
-        return wrap(self, client)
+        wrapped: Client = wrap(self, client)
+        return wrapped
 
     # ---- implemented by each shell -----------------------------------------------------
     def _log_record(self, record: LogRecord) -> Any:
@@ -318,7 +325,7 @@ class HuggingPlace(_BaseClient):
 
     _is_async = False
 
-    def __init__(self, *, transport: Optional[Transport] = None, **options: Any) -> None:
+    def __init__(self, *, transport: Optional[Transport] = None, **options: Unpack[ClientOptions]) -> None:
         super().__init__(transport=transport, **options)
         self._owns_transport = transport is None  # ours to close; a transport you pass stays yours
         if transport is None:
@@ -326,6 +333,12 @@ class HuggingPlace(_BaseClient):
 
             transport = RequestsTransport()
         self._transport: Transport = transport
+
+    if TYPE_CHECKING:  # what the session's log() gives, for type checkers (the base does the work)
+
+        def start_session(
+            self, session_id: Optional[str] = None, *args: Mapping[str, Any], **defaults: Any
+        ) -> Session[LogResult]: ...
 
     def log(self, *args: Mapping[str, Any], **fields: Any) -> LogResult:
         """Validate and send one record; returns its :class:`LogResult` once stored.
@@ -399,7 +412,7 @@ class AsyncHuggingPlace(_BaseClient):
 
     _is_async = True
 
-    def __init__(self, *, transport: Optional[AsyncTransport] = None, **options: Any) -> None:
+    def __init__(self, *, transport: Optional[AsyncTransport] = None, **options: Unpack[ClientOptions]) -> None:
         super().__init__(transport=transport, **options)
         self._owns_transport = transport is None  # ours to close; a transport you pass stays yours
         if transport is None:
@@ -407,6 +420,12 @@ class AsyncHuggingPlace(_BaseClient):
 
             transport = AiohttpTransport()
         self._transport: AsyncTransport = transport
+
+    if TYPE_CHECKING:
+
+        def start_session(
+            self, session_id: Optional[str] = None, *args: Mapping[str, Any], **defaults: Any
+        ) -> Session[Awaitable[LogResult]]: ...
 
     async def log(self, *args: Mapping[str, Any], **fields: Any) -> LogResult:
         """Validate and send one record; the async twin of :meth:`HuggingPlace.log`."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, TypedDict, Union
 
 import attrs
 
@@ -263,3 +263,34 @@ def resolve_options(
         timeout=float(seconds),
         max_retries=retries,
     )
+
+
+class ClientOptions(TypedDict, total=False):
+    """The keyword arguments both clients take (besides ``transport``); each falls back to its
+    ``HUGGINGPLACE_*`` variable (docs/configuration.md)."""
+
+    api_key: str
+    org_id: OrgId
+    base_url: str
+    mode: str
+    timeout: float
+    max_retries: int
+    background: bool
+    durable: bool
+    spool_dir: str
+    max_queue_size: int
+    batch_size: int
+    flush_interval: float
+    spool_max_bytes: int
+    replay_interval: float
+    enabled: bool
+    redact: Any
+    capture_content: bool
+    before_send: Callable[[dict[str, Any]], Optional[dict[str, Any]]]
+    sample_rate: float
+    max_field_chars: int
+    max_record_bytes: int
+    max_metadata_depth: int
+    exit_timeout: float
+    handle_signals: bool
+    concurrency: int

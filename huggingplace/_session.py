@@ -12,7 +12,7 @@ import time
 import uuid
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Mapping, Optional, TypeVar
 
 from ._exceptions import ValidationError
 from ._mapping import merge_defaults, suggest
@@ -49,10 +49,10 @@ _STEP_FIELDS = {
 
 # The innermost open step in this thread or task, with the owner (session or trace) it belongs to.
 _current_step: ContextVar[Optional[tuple[_StepOwner, Step]]] = ContextVar("huggingplace_step", default=None)
-_current_session: ContextVar[Optional[Session]] = ContextVar("huggingplace_session", default=None)
+_current_session: ContextVar[Optional[Session[Any]]] = ContextVar("huggingplace_session", default=None)
 
 
-def current_session() -> Session | None:
+def current_session() -> Session[Any] | None:
     """The session whose ``with`` block encloses this code, if any."""
     return _current_session.get()
 
@@ -145,16 +145,21 @@ class _StepOwner:
         return done
 
 
-class Session(_StepOwner):
+Logged = TypeVar("Logged")  # what ``log()`` gives: a LogResult, or (async client) an awaitable of one
+
+
+class Session(_StepOwner, Generic[Logged]):
     """A conversation: its id and defaults go into every record it logs, with the steps timed
-    in it since its previous ``log()``. Use it with ``with`` / ``async with``, or plainly."""
+    in it since its previous ``log()``. Use it with ``with`` / ``async with``, or plainly.
+    ``Session[LogResult]`` from ``HuggingPlace``, ``Session[Awaitable[LogResult]]`` from
+    ``AsyncHuggingPlace``."""
 
     def __init__(self, client: _BaseClient, session_id: str, defaults: Fields) -> None:
         super().__init__()
         self._client = client
         self.session_id = session_id
         self._defaults = merge_defaults(defaults, {"session_id": ("session_id", session_id)})
-        self._token: Token[Optional[Session]] | None = None
+        self._token: Token[Optional[Session[Any]]] | None = None
 
     def __repr__(self) -> str:
         return f"Session(session_id={self.session_id!r})"
@@ -163,7 +168,7 @@ class Session(_StepOwner):
     def defaults(self) -> Fields:
         return self._defaults
 
-    def log(self, *args: Mapping[str, Any], **kwargs: Any) -> Any:
+    def log(self, *args: Mapping[str, Any], **kwargs: Any) -> Logged:
         """Log one record with this session's id, defaults and finished steps.
 
         Returns a :class:`LogResult` (sync client) or an awaitable of one (async client).
@@ -172,7 +177,8 @@ class Session(_StepOwner):
         starts = [s.start_ns for s in steps if s.start_ns is not None]
         measured = (time.perf_counter_ns() - min(starts)) / 1e6 if starts else None
         accepted = self._client._accept(args, kwargs, session=self, steps=steps, measured_ms=measured)
-        return self._client._log_accepted(accepted)
+        logged: Logged = self._client._log_accepted(accepted)
+        return logged
 
     def _enter(self) -> None:
         self._token = _current_session.set(self)
@@ -194,14 +200,14 @@ class Session(_StepOwner):
             )
             self._steps = [s for s in self._steps if not s.finished]
 
-    def __enter__(self) -> Session:
+    def __enter__(self) -> Session[Logged]:
         self._enter()
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         self._exit()
 
-    async def __aenter__(self) -> Session:
+    async def __aenter__(self) -> Session[Logged]:
         self._enter()
         return self
 
