@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._context import current_scope
+from ._exceptions import ValidationError
 from ._internal import swallow
 from ._mapping import as_messages, message_text
 from ._models import ErrorInfo, LogRecord
@@ -150,7 +151,7 @@ class _Call:
             system = message_text(kw.get("system") or "")
         try:
             messages = as_messages("messages", raw if raw is not None else [])
-        except Exception:
+        except ValidationError:  # not chat messages (a prompt we cannot read): logged without one
             messages = []
         if not system:
             system = next((str(m["content"]) for m in messages if m.get("role") in ("system", "developer")), "")
@@ -309,11 +310,13 @@ class _Tracker:
         swallow("logging a wrapped call (the call itself was unaffected)", error, stats=self.hp._stats,
                 count="wrapper_error")
 
-    @staticmethod
-    def _normalize(raw: Any) -> Optional[Normalized]:
+    def _normalize(self, raw: Any) -> Optional[Normalized]:
         try:
             return adapt(raw)
-        except Exception:
+        except LookupError:  # a response no adapter knows: logged without its fields
+            return None
+        except Exception as error:
+            self._swallow(error)
             return None
 
     # ---- the wrapped methods --------------------------------------------------------------
@@ -410,13 +413,15 @@ class _Folding:
             if self._acc.add(data) and self._call.first_token_ns is None:
                 self._call.first_token_ns = time.perf_counter_ns()
             return not (self._strip and _usage_only(data))
-        except Exception:
+        except Exception as error:  # the chunk still reaches the caller
+            self._tracker._swallow(error)
             return True
 
     def _result(self) -> Optional[Normalized]:
         try:
             return self._acc.result()  # type: ignore[no-any-return]
-        except Exception:
+        except Exception as error:
+            self._tracker._swallow(error)
             return None
 
     def _ending(self, exc: Optional[BaseException], end: str) -> Optional[tuple[Optional[Normalized], str]]:
@@ -443,8 +448,8 @@ class _Folding:
                 ending = self._ending(None, "abandoned")
                 if ending is not None:
                     self._tracker.finish_later(self._call, *ending)
-            except Exception:
-                pass
+            except Exception as error:  # never raise from a finalizer
+                self._tracker._swallow(error)
 
 
 class _TrackedStream(_Folding):
@@ -558,8 +563,8 @@ class _TrackedHelper(_Folding):
         if raw is not None:
             try:
                 stream._raw_stream = _RawEvents(raw, self)
-            except Exception:  # a future helper without the attribute: no stream fields, still logged
-                pass
+            except Exception as error:  # a helper that refuses it: logged from the block's end, fewer fields
+                self._tracker._swallow(error)
         self._done = False
         return stream
 

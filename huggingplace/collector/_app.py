@@ -249,7 +249,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 await response.write(sse("lost", {"records": follower.lost - reported}))
                 reported = follower.lost
             await response.write(chunk)
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:  # the follower went away
         pass
     finally:
         hub.followers.discard(follower)
