@@ -1,11 +1,13 @@
 """Schemathesis against a live collector: whatever it sends, valid or not, no 5xx, and every
 answer matches the published OpenAPI document. Driven through Schemathesis's schema API and
-hypothesis directly (its pytest plugin follows pytest's internals, which move)."""
+hypothesis directly (its pytest plugin follows pytest's internals, which move).
+``HUGGINGPLACE_FUZZ_EXAMPLES=5000`` searches deeper than the suite's 300 per mode."""
 
 from __future__ import annotations
 
 import gc
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,7 +52,7 @@ def test_no_5xx_and_every_answer_matches_the_schema(collector: LiveCollector, mo
     checks = [not_a_server_error] + ([response_schema_conformance] if mode == "positive" else [])
     seen: set[str] = set()
 
-    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=int(os.environ.get("HUGGINGPLACE_FUZZ_EXAMPLES", "300")), deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(case=strategy)
     def run(case: Any) -> None:
         seen.add(f"{case.method} {case.path}")

@@ -12,6 +12,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import hypothesis
+import hypothesis.strategies as st
 import pytest
 import requests
 
@@ -253,3 +255,21 @@ def test_the_sdk_alone_imports_no_viewer_or_collector_code(tmp_path: Path) -> No
                          env={"HUGGINGPLACE_BASE_URL": "http://127.0.0.1:9", "HUGGINGPLACE_EXIT_TIMEOUT": "0.2",
                               "PATH": "/usr/bin:/bin", "HUGGINGPLACE_SPOOL_DIR": str(tmp_path)})
     assert out.stdout.strip() == "[]", out.stderr
+
+
+@hypothesis.settings(max_examples=150, deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+@hypothesis.given(prompt=st.text(min_size=1, max_size=40))
+def test_search_takes_any_text_and_finds_a_record_by_its_own_prompt(tmp_path: Path, prompt: str) -> None:
+    from huggingplace.collector._ingest import normalize_record
+    from huggingplace.collector._query import parse_query
+
+    store = Store(str(tmp_path / f"{secrets.token_hex(6)}.db"))
+    try:
+        record = normalize_record({"org_id": "org-s", "user_prompt": prompt, "ai_response": "a"})
+        store.insert(record)
+        found, _ = store.records_page("org-s", parse_query({"q": prompt}, ("q",)))
+        store.sessions_page("org-s", parse_query({"q": prompt}, ("q",)))
+    finally:
+        store.close()
+    if any(ch.isalnum() for ch in prompt):
+        assert [r["event_id"] for r in found] == [record["event_id"]]

@@ -79,8 +79,11 @@ class Query:
 
 
 def fts_phrase(text: str) -> str:
-    """User text as an FTS5 query: every word a quoted phrase, all required (no FTS syntax)."""
-    words = [w.replace('"', '""') for w in text.split()]
+    """User text as an FTS5 query: every word a quoted phrase, all required (no FTS syntax).
+
+    NUL ends a string in FTS5's query parser ("unterminated string"), so it separates words here.
+    """
+    words = [w.replace('"', '""') for w in text.replace("\x00", " ").split()]
     return " ".join(f'"{w}"' for w in words) or '""'
 
 
