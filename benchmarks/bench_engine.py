@@ -181,17 +181,23 @@ def one_foreground(url: str, n: int, spool: str) -> dict[str, Any]:
     return {"ours_p50": pct(ours)[0], "raw_p50": pct(theirs)[0]}
 
 
-def one_rss_down(url: str, n: int, spool: str) -> dict[str, Any]:
+def one_rss_down(url: str, n: int, spool: str, **options: Any) -> dict[str, Any]:
     import resource
 
     from huggingplace import HuggingPlace
 
-    hp = HuggingPlace(api_key=KEY, org_id="org", base_url=url, background=True, spool_dir=spool, max_retries=0)
+    hp = HuggingPlace(api_key=KEY, org_id="org", base_url=url, background=True, spool_dir=spool, max_retries=0,
+                      **options)
     for i in range(n):
         hp.log(**record(i))
     result = hp.close(10)
     return {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "pending": result.pending,
             "on_disk": result.on_disk, "dropped": result.dropped}
+
+
+def one_rss_down_2048(url: str, n: int, spool: str) -> dict[str, Any]:
+    """Memory bounded as OpenTelemetry's BSP bounds it (max_queue_size 2048); the rest goes to disk."""
+    return one_rss_down(url, n, spool, max_queue_size=2048)
 
 
 def one_otel_rss_down(url: str, n: int, spool: str) -> dict[str, Any]:
@@ -238,7 +244,8 @@ def one_outage(url: str, n: int, spool: str) -> dict[str, Any]:
 
 ONE = {
     "hp_background": one_hp_background, "otel": one_otel, "bare_aiohttp": one_bare_aiohttp,
-    "foreground": one_foreground, "rss_down": one_rss_down, "otel_rss_down": one_otel_rss_down,
+    "foreground": one_foreground, "rss_down": one_rss_down, "rss_down_2048": one_rss_down_2048,
+    "otel_rss_down": one_otel_rss_down,
     "outage": one_outage, "otel_outage": one_otel_outage,
 }
 
@@ -329,6 +336,9 @@ def main() -> None:
         print("\n7. endpoint down: peak RSS")
         print(f"   huggingplace {rss['rss_mb']:.1f} MB after {n} calls (on disk {rss['on_disk']}, dropped "
               f"{rss['dropped']}); OTel BSP {orss['rss_mb']:.1f} MB: {rss['rss_mb'] / orss['rss_mb']:.2f}x")
+        small = run_one("rss_down_2048", closed, n, spool("e2"))
+        print(f"   huggingplace, max_queue_size=2048 (the BSP's bound; it drops past it, we spool): "
+              f"{small['rss_mb']:.1f} MB (on disk {small['on_disk']}): {small['rss_mb'] / orss['rss_mb']:.2f}x")
         if not args.quick:
             big = run_one("rss_down", closed, 200_000, spool("g"))
             print(f"   huggingplace after 200000 calls: {big['rss_mb']:.1f} MB (on disk {big['on_disk']}, "

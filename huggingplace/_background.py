@@ -21,7 +21,9 @@ import attrs
 from . import _exit
 from ._batcher import ACCEPTED, CLOSED, OVERFLOW, Batcher, Item
 from ._config import BackgroundConfig, Options
+from ._exceptions import ValidationError
 from ._internal import swallow
+from ._mapping import Draft
 from ._models import LogRecord
 from ._privacy import Processor
 from ._retry import RetryPolicy
@@ -62,8 +64,10 @@ class FlushResult:
         return self.pending == 0 and self.on_disk == 0
 
 
-def _estimate(record: LogRecord) -> int:
+def _estimate(record: LogRecord | Draft) -> int:
     """A cheap size estimate (no JSON encoding) for the queue's byte bound."""
+    if isinstance(record, Draft):
+        return record.size
     return 512 + len(record.user_prompt) + len(record.response) + 64 * len(record.step_data)
 
 
@@ -145,14 +149,21 @@ class Pipeline:
         with self.changed:
             self.changed.notify_all()
 
+    def reject(self, exc: ValidationError) -> None:
+        """A record refused for bad input: counted, and warned about once per field (by its
+        name, never its value: a prompt may hold personal data)."""
+        self.stats.add("rejected")
+        self.warn_once(f"invalid:{exc.field}", "a record was rejected (counted): field `%s` is invalid", exc.field)
+
     def warn_once(self, key: str, message: str, *args: Any) -> None:
         if key not in self._warned:
             self._warned.add(key)
             logger.warning(message, *args)
 
     # ==== caller side: never blocks on the network, never raises ================================
-    def submit(self, record: LogRecord) -> bool:
-        """Queue one validated record; False when it could not be accepted (counted)."""
+    def submit(self, record: LogRecord | Draft) -> bool:
+        """Queue one record (or a draft, validated on the worker); False when it could not be
+        accepted (counted)."""
         item = Item(record.event_id, _estimate(record), record)
         # durable: encoded (and redacted) here, so the disk never holds raw content
         if self.config.durable and not self._write_ahead(item):

@@ -13,14 +13,14 @@ import attrs
 
 from ._background import FlushResult, Pipeline
 from ._config import ClientOptions, Options, OrgId, env_flag, resolve_background, resolve_options, resolve_privacy
-from ._context import Context, current_scope
+from ._context import Context
 from ._exceptions import APIError, HuggingPlaceError, ValidationError
-from ._internal import swallow
-from ._mapping import build_record, merge_defaults, normalize, step_as_log
-from ._models import LogRecord, LogResult, Step
+from ._mapping import step_as_log
+from ._models import LogRecord, LogResult
 from ._privacy import Processor
+from ._recorder import Accepted, Recorder
 from ._retry import RetryPolicy
-from ._session import Session, Trace, current_session, new_session_id
+from ._session import Session, Trace, new_session_id
 from ._stats import Stats, StatsSnapshot
 from ._wire import Request, parse_response, request_for_payload, to_payload
 from .transports.base import AsyncTransport, Transport
@@ -106,6 +106,10 @@ class _BaseClient:
             if background_config
             else None
         )
+        self._recorder = Recorder(
+            enabled=self._enabled, is_async=self._is_async, org_id=str(self._options.org_id), stats=self._stats,
+            processor=self._processor, pipeline=self._pipeline, log=self._log_accepted, send=self._log_record,
+        )
 
     def __repr__(self) -> str:
         o = self._options
@@ -135,83 +139,7 @@ class _BaseClient:
         return FlushResult(sent=snap.sent, spooled=snap.spooled, pending=0, dropped=snap.dropped_total,
                            rejected=snap.rejected)
 
-    # ---- building records (pure) -------------------------------------------------------
-    def _normalize(self, args: tuple[Mapping[str, Any], ...], kwargs: Mapping[str, Any], *, where: str) -> Fields:
-        if len(args) > 1:
-            raise ValidationError(f"{where} takes at most one dict of fields, got {len(args)} positional arguments")
-        if args and not isinstance(args[0], Mapping):
-            raise ValidationError(
-                f"{where} takes fields as keywords or one dict, got {type(args[0]).__name__}; "
-                "e.g. log(user_prompt=..., response=...)"
-            )
-        fields = normalize(args[0], where=where) if args else {}
-        if kwargs:
-            fields = {**fields, **normalize(kwargs, where=where)}
-        return fields
-
-    def _record(
-        self,
-        args: tuple[Mapping[str, Any], ...],
-        kwargs: Mapping[str, Any],
-        *,
-        session: Session[Any] | None = None,
-        fields: Fields | None = None,
-        steps: list[Step] | tuple[Step, ...] = (),
-        measured_ms: float | None = None,
-    ) -> LogRecord:
-        """Validate one record: the enclosing session's defaults, then the caller's fields,
-        then the steps timed for it; ``measured_ms`` is the ``response_time`` unless given."""
-        given = fields if fields is not None else self._normalize(args, kwargs, where="log()")
-        context = current_scope()
-        defaults: Fields = dict(context.fields) if context is not None else {}
-        scope = session or current_session()
-        if scope is not None and scope._client is self:
-            defaults = merge_defaults(defaults, scope.defaults)
-        if defaults:
-            given = merge_defaults(defaults, given)
-        if steps:
-            given = merge_defaults(given, {"step_data": ("step_data", list(steps))})
-        if measured_ms is not None:
-            given.setdefault("response_time", ("response_time", measured_ms))
-        return build_record(given)
-
-    def _accept(self, args: tuple[Mapping[str, Any], ...], kwargs: Mapping[str, Any], **extra: Any) -> Any:
-        """A validated record to send, or a LogResult saying why not: disabled, sampled out,
-        or (background mode, which never raises into the host) a counted rejection."""
-        if not self._enabled:
-            return LogResult(event_id="", dropped="disabled")
-        scope = current_scope()
-        if scope is not None and not scope.track:
-            self._stats.drop("not_tracked")
-            return LogResult(event_id="", dropped="not_tracked")
-        try:
-            record = self._record(args, kwargs, **extra)
-            if not self._processor.keep(record):
-                self._stats.drop("sampled")
-                return LogResult(event_id=record.event_id, dropped="sampled")
-            return record
-        except ValidationError as exc:
-            if self._pipeline is None:
-                raise
-            self._stats.add("rejected")
-            # the field's name, never its value: a prompt may hold personal data
-            self._pipeline.warn_once(
-                f"invalid:{exc.field}", "a record was rejected (counted): field `%s` is invalid", exc.field
-            )
-            return LogResult(event_id="", error=str(exc))
-        except Exception as exc:  # anything else a caller passed: background mode never raises
-            if self._pipeline is None:
-                raise ValidationError(
-                    f"log() could not build a record from what it was given ({type(exc).__name__})"
-                ) from exc
-            swallow("building a record", exc, stats=self._stats, count="invalid_input")
-            return LogResult(event_id="", error=type(exc).__name__)
-
-    def _enqueue(self, record: LogRecord) -> LogResult:
-        assert self._pipeline is not None
-        accepted = self._pipeline.submit(record)
-        return LogResult(event_id=record.event_id, queued=accepted, error=None if accepted else "client closed")
-
+    # ---- foreground delivery (pure parts) ----------------------------------------------
     def _request(self, record: LogRecord) -> Optional[Request]:
         """The request for a record after privacy processing; None when before_send dropped it."""
         if self._closed:
@@ -232,16 +160,6 @@ class _BaseClient:
     def _count_failure(self, exc: APIError) -> None:
         self._stats.add("rejected" if isinstance(exc, ValidationError) else "failed")
 
-    def _log_quiet_failure(self, record: LogRecord, exc: HuggingPlaceError) -> None:
-        status = getattr(exc, "status_code", None)
-        logger.warning(
-            "record %s was not stored (%s%s)", record.event_id, type(exc).__name__, f", HTTP {status}" if status else ""
-        )
-
-    def _require_sync(self, message: str) -> None:
-        if self._is_async:
-            raise TypeError(message)
-
     # ---- sessions and traces -----------------------------------------------------------
     def start_session(
         self, session_id: Optional[str] = None, *args: Mapping[str, Any], **defaults: Any
@@ -254,9 +172,9 @@ class _BaseClient:
             session_id = new_session_id()
         if not isinstance(session_id, str) or not session_id:
             raise ValidationError(f"session_id must be a non-empty string, got {session_id!r}", field="session_id")
-        fields = self._normalize(args, defaults, where="start_session()")
+        fields = self._recorder.normalize(args, defaults, where="start_session()")
         fields.pop("session_id", None)
-        return Session(self, session_id, fields)
+        return Session(self._recorder, session_id, fields)
 
     @overload
     def trace(self, name: Callable[..., Any], /) -> Any: ...
@@ -270,9 +188,9 @@ class _BaseClient:
         """Time a block (``with``) or every call of a function (decorator) as one record."""
         if callable(name):
             func = name
-            return Trace(self, getattr(func, "__qualname__", "trace"), {})(func)
-        given = self._normalize((), fields, where="trace()")
-        return Trace(self, name or "trace", given, prompt_arg=prompt_arg)
+            return Trace(self._recorder, getattr(func, "__qualname__", "trace"), {})(func)
+        given = self._recorder.normalize((), fields, where="trace()")
+        return Trace(self._recorder, name or "trace", given, prompt_arg=prompt_arg)
 
     def context(
         self, *args: Mapping[str, Any], track: Optional[bool] = None, **fields: Any
@@ -280,7 +198,7 @@ class _BaseClient:
         """Fields every record inside the block carries (any ``log()`` field), or
         ``track=False`` to log nothing inside it. Nests; correct across threads and asyncio tasks.
         An enclosing session's defaults and the record's own fields win over it."""
-        return Context(self._normalize(args, fields, where="context()"), track)
+        return Context(self._recorder.normalize(args, fields, where="context()"), track)
 
     def wrap(self, client: Client) -> Client:
         """A drop-in OpenAI / AsyncOpenAI / AzureOpenAI / Anthropic / AsyncAnthropic client whose
@@ -288,21 +206,15 @@ class _BaseClient:
         ``isinstance(hp.wrap(OpenAI()), OpenAI)`` holds at run time too."""
         from ._wrap import wrap
 
-        wrapped: Client = wrap(self, client)
+        wrapped: Client = wrap(self._recorder, client)
         return wrapped
 
     # ---- implemented by each shell -----------------------------------------------------
-    def _log_record(self, record: LogRecord) -> Any:
+    def _log_record(self, record: Any) -> Any:
         raise NotImplementedError
 
     def _log_accepted(self, accepted: Any) -> Any:
-        """What a session's log() returns for an ``_accept`` result."""
-        raise NotImplementedError
-
-    def _deliver_quietly(self, record: LogRecord) -> None:
-        raise NotImplementedError
-
-    async def _deliver_quietly_async(self, record: LogRecord) -> None:
+        """What log() returns for a ``Recorder.accept`` result."""
         raise NotImplementedError
 
 
@@ -346,7 +258,7 @@ class HuggingPlace(_BaseClient):
         Raises :class:`ValidationError` before any network call for bad input, and an
         :class:`APIError` subclass when the endpoint did not store it after the retries.
         """
-        return self._log_accepted(self._accept(args, fields))
+        return self._log_accepted(self._recorder.accept(args, fields))
 
     def log_step(self, step: Mapping[str, Any], /, **fields: Any) -> LogResult:
         """Log one step as its own record, as the public SDKs' ``log_step`` does: the step's
@@ -356,9 +268,10 @@ class HuggingPlace(_BaseClient):
     def _log_accepted(self, accepted: Any) -> LogResult:
         return accepted if isinstance(accepted, LogResult) else self._log_record(accepted)
 
-    def _log_record(self, record: LogRecord) -> LogResult:
+    def _log_record(self, record: Accepted) -> LogResult:
         if self._pipeline is not None:
-            return self._enqueue(record)
+            return self._recorder.enqueue(record)
+        assert isinstance(record, LogRecord)
         request = self._request(record)
         if request is None:
             return LogResult(event_id=record.event_id, dropped="before_send")
@@ -373,12 +286,6 @@ class HuggingPlace(_BaseClient):
             self._count_failure(exc)
             raise
         raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover
-
-    def _deliver_quietly(self, record: LogRecord) -> None:
-        try:
-            self._log_record(record)  # background mode: a non-blocking enqueue
-        except HuggingPlaceError as exc:
-            self._log_quiet_failure(record, exc)
 
     def flush(self, timeout: float = 5.0) -> FlushResult:
         """Background mode: send what is queued, waiting at most ``timeout`` seconds.
@@ -429,7 +336,7 @@ class AsyncHuggingPlace(_BaseClient):
 
     async def log(self, *args: Mapping[str, Any], **fields: Any) -> LogResult:
         """Validate and send one record; the async twin of :meth:`HuggingPlace.log`."""
-        return await self._log_accepted(self._accept(args, fields))
+        return await self._log_accepted(self._recorder.accept(args, fields))
 
     async def log_step(self, step: Mapping[str, Any], /, **fields: Any) -> LogResult:
         """Log one step as its own record; the async twin of :meth:`HuggingPlace.log_step`."""
@@ -438,9 +345,10 @@ class AsyncHuggingPlace(_BaseClient):
     async def _log_accepted(self, accepted: Any) -> LogResult:
         return accepted if isinstance(accepted, LogResult) else await self._log_record(accepted)
 
-    async def _log_record(self, record: LogRecord) -> LogResult:
+    async def _log_record(self, record: Accepted) -> LogResult:
         if self._pipeline is not None:
-            return self._enqueue(record)
+            return self._recorder.enqueue(record)
+        assert isinstance(record, LogRecord)
         request = self._request(record)
         if request is None:
             return LogResult(event_id=record.event_id, dropped="before_send")
@@ -458,12 +366,6 @@ class AsyncHuggingPlace(_BaseClient):
             self._count_failure(exc)
             raise
         raise AssertionError("unreachable: tenacity re-raises")  # pragma: no cover
-
-    async def _deliver_quietly_async(self, record: LogRecord) -> None:
-        try:
-            await self._log_record(record)
-        except HuggingPlaceError as exc:
-            self._log_quiet_failure(record, exc)
 
     async def flush(self, timeout: float = 5.0) -> FlushResult:
         """The async twin of :meth:`HuggingPlace.flush`; waits in a thread, never on the loop."""

@@ -11,16 +11,14 @@ import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable
 
-import attrs
-
 from ._exceptions import ValidationError
 from ._fields import ALIASES, BY_NAME, legacy_step, public_sdk_ms, step_problem
-from ._models import ErrorInfo, LogRecord, Step, TokenUsage
+from ._models import ErrorInfo, InvalidField, LogRecord, Step, TokenUsage, new_event_id, utcnow
 from ._serialize import to_jsonable
 from .providers import Normalized, adapt, as_dict
 from .providers._base import llm_metadata
 
-__all__ = ["normalize", "build_record", "merge_defaults", "step_as_log"]
+__all__ = ["normalize", "build_record", "merge_defaults", "step_as_log", "Draft"]
 
 _USAGE_KEYS = {
     "prompt_tokens": "prompt_tokens",
@@ -366,21 +364,57 @@ def build_record(fields: Mapping[str, tuple[str, Any]]) -> LogRecord:
                 field=key,
             )
     try:
-        return LogRecord(**values)
-    except Exception as exc:  # an attrs validator refused (its message may itself fail on the value)
-        raise _explain(fields, values, exc) from None
+        return LogRecord.create(**values)
+    except InvalidField as exc:  # the caller's own key and value in the message, not ours
+        key, given = fields[exc.name] if exc.name in fields else (exc.name, values[exc.name])
+        raise _fail(key, exc.name, given) from None
 
 
-def _explain(fields: Mapping[str, tuple[str, Any]], values: Mapping[str, Any], exc: Exception) -> ValidationError:
-    """Find which field an attrs validator refused, and say so in the caller's own words."""
-    for attribute in attrs.fields(LogRecord):
-        validator = attribute.validator
-        if attribute.name not in values or validator is None:
-            continue
-        try:
-            validator(None, attribute, values[attribute.name])
-        except Exception:
-            key = fields[attribute.name][0] if attribute.name in fields else attribute.name
-            given = fields[attribute.name][1] if attribute.name in fields else values[attribute.name]
-            return _fail(key, attribute.name, given)
-    return ValidationError(f"invalid record ({type(exc).__name__})")
+_CONTAINERS = (dict, list, tuple)
+
+
+def _snapshot(value: Any, depth: int = 16) -> Any:
+    """Plain dicts, lists and tuples copied (deeply, up to ``depth``); anything else kept as it
+    is. What a caller changes after ``log()`` returns must not change the record."""
+    kind = type(value)
+    if depth <= 0 or kind not in _CONTAINERS:
+        return value
+    if kind is dict:
+        return {k: _snapshot(v, depth - 1) if type(v) in _CONTAINERS else v for k, v in value.items()}
+    return kind(_snapshot(v, depth - 1) if type(v) in _CONTAINERS else v for v in value)
+
+
+class Draft:
+    """A record's fields captured when ``log()`` was called (its id and time fixed, its dicts
+    copied) and validated later by :meth:`build`: background mode builds on the worker, so the
+    caller pays microseconds, not the validation. Held compactly (values by field name, the
+    caller's spelling only where it differs), since up to ``max_queue_size`` of them wait."""
+
+    __slots__ = ("values", "spelled", "event_id", "size")
+
+    def __init__(self, fields: Mapping[str, tuple[str, Any]]) -> None:
+        values: dict[str, Any] = {}
+        spelled: dict[str, str] | None = None
+        for name, (key, value) in fields.items():
+            values[name] = _snapshot(value) if type(value) in _CONTAINERS else value
+            if key != name:
+                spelled = spelled or {}
+                spelled[name] = key
+        given = values.get("event_id")
+        if given is None:
+            self.event_id = values["event_id"] = new_event_id()
+        else:
+            self.event_id = given if isinstance(given, str) else ""
+        if "timestamp" not in values:
+            values["timestamp"] = utcnow()
+        self.values = values
+        self.spelled = spelled
+        prompt, response = values.get("user_prompt"), values.get("response")
+        self.size = (512 + (len(prompt) if isinstance(prompt, str) else 0)
+                     + (len(response) if isinstance(response, str) else 0))
+
+    def build(self) -> LogRecord:
+        """The validated record (raises :class:`ValidationError` naming the field as the caller
+        spelled it)."""
+        spelled = self.spelled or {}
+        return build_record({name: (spelled.get(name, name), value) for name, value in self.values.items()})

@@ -164,19 +164,29 @@ ANCHORS: dict[str, tuple[str, ...]] = {
 _DIGIT = re.compile(r"\d")
 
 
+def _fold(text: str) -> str:
+    """``lower()``, plus the two letters that ``re.IGNORECASE`` matches to ASCII ones and
+    ``lower()`` keeps (dotless ı ~ i, long ſ ~ s), so an anchor is found wherever a rule matches."""
+    low = text.lower()
+    if "\u0131" in low or "\u017f" in low:
+        low = low.replace("\u0131", "i").replace("\u017f", "s")
+    return low
+
+
 def _detector_step(rules: Sequence[tuple[str, re.Pattern[str], Replacement]]) -> Callable[[str], str]:
     anchored = [(ANCHORS.get(name, ("",)), pattern, replacement) for name, pattern, replacement in rules]
     literals = sorted({a for anchors, _, _ in anchored for a in anchors if a not in (DIGITS, "")})
     needs_digits = any(DIGITS in anchors for anchors, _, _ in anchored)
     always = any("" in anchors for anchors, _, _ in anchored)
-    # one case-insensitive pass over the text for every anchor at once: most text holds none
-    # and is returned after it (one C-speed search instead of a loop over the rules)
-    screen = re.compile("|".join(re.escape(a) for a in literals) + (r"|\d" if needs_digits else ""), re.IGNORECASE)
+    # one pass over the lower-cased text for every anchor at once: most text holds none and is
+    # returned after it. Case-sensitive on ``lower()`` (anchors are lower-case): an IGNORECASE
+    # alternation costs ten times as much (measured: 35 -> 3.7 µs for 184 characters).
+    screen = re.compile("|".join(re.escape(a) for a in literals) + (r"|\d" if needs_digits else ""))
 
     def run(text: str) -> str:
-        if not always and screen.search(text) is None:
+        low = _fold(text)
+        if not always and screen.search(low) is None:
             return text
-        low = text.lower()
         digits: bool | None = None
         for anchors, pattern, replacement in anchored:
             for anchor in anchors:
@@ -188,7 +198,7 @@ def _detector_step(rules: Sequence[tuple[str, re.Pattern[str], Replacement]]) ->
                     hit = anchor in low
                 if hit:
                     text = pattern.sub(replacement, text)
-                    low = text.lower()
+                    low = _fold(text)
                     break
         return text
 

@@ -58,8 +58,9 @@ def format_timestamp(value: _dt.datetime) -> str:
     """RFC 3339 UTC with milliseconds, e.g. ``2026-11-22T08:15:00.123Z``; naive means UTC."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=_dt.timezone.utc)
-    value = value.astimezone(_dt.timezone.utc)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    elif value.tzinfo is not _dt.timezone.utc:
+        value = value.astimezone(_dt.timezone.utc)
+    return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def _float(value: float) -> Any:
@@ -91,7 +92,22 @@ def _safe_str(value: Any) -> str:
         return f"<{type(value).__name__}>"
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def _convert(value: Any, depth: int, seen: set[int]) -> Any:
+    kind = type(value)
+    if kind in _PLAIN:  # the common case first, by exact type (an IntEnum is not an int here)
+        return value
+    if kind is dict and depth > 0 and len(value) <= MAX_ITEMS:
+        ident = id(value)
+        if ident in seen:
+            return "<cycle: dict>"
+        seen.add(ident)
+        try:
+            return {k if type(k) is str else _key(k): _convert(v, depth - 1, seen) for k, v in value.items()}
+        finally:
+            seen.discard(ident)
     if isinstance(value, enum.Enum):  # first: IntEnum and StrEnum are ints and strs too
         return _convert(value.value, depth, seen)
     if value is None or isinstance(value, (str, bool, int)):

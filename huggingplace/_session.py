@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, Mapping, Optional, Typ
 
 from ._exceptions import ValidationError
 from ._mapping import merge_defaults, suggest
-from ._models import ErrorInfo, LogRecord, LogResult, Step
+from ._models import ErrorInfo, LogResult, Step
 from ._serialize import to_jsonable
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._client import _BaseClient
+    from ._recorder import Accepted, Recorder
 
 __all__ = ["Session", "StepTimer", "Trace", "current_session"]
 
@@ -154,9 +154,9 @@ class Session(_StepOwner, Generic[Logged]):
     ``Session[LogResult]`` from ``HuggingPlace``, ``Session[Awaitable[LogResult]]`` from
     ``AsyncHuggingPlace``."""
 
-    def __init__(self, client: _BaseClient, session_id: str, defaults: Fields) -> None:
+    def __init__(self, recorder: Recorder, session_id: str, defaults: Fields) -> None:
         super().__init__()
-        self._client = client
+        self._recorder = recorder
         self.session_id = session_id
         self._defaults = merge_defaults(defaults, {"session_id": ("session_id", session_id)})
         self._token: Token[Optional[Session[Any]]] | None = None
@@ -176,8 +176,8 @@ class Session(_StepOwner, Generic[Logged]):
         steps = self._take_steps()
         starts = [s.start_ns for s in steps if s.start_ns is not None]
         measured = (time.perf_counter_ns() - min(starts)) / 1e6 if starts else None
-        accepted = self._client._accept(args, kwargs, session=self, steps=steps, measured_ms=measured)
-        logged: Logged = self._client._log_accepted(accepted)
+        accepted = self._recorder.accept(args, kwargs, session=self, steps=steps, measured_ms=measured)
+        logged: Logged = self._recorder.log(accepted)
         return logged
 
     def _enter(self) -> None:
@@ -191,7 +191,7 @@ class Session(_StepOwner, Generic[Logged]):
                 _current_session.set(None)
         leftover = [s for s in self._steps if s.finished]
         if leftover:
-            self._client._stats.drop("unlogged_steps", len(leftover))
+            self._recorder.stats.drop("unlogged_steps", len(leftover))
             logger.warning(
                 "session %r ended with %d timed step(s) no log() carried: %s",
                 self.session_id,
@@ -241,33 +241,33 @@ class Trace(_StepOwner):
     """
 
     def __init__(
-        self, client: _BaseClient, name: str, fields: Fields, *, prompt_arg: str | None = None
+        self, recorder: Recorder, name: str, fields: Fields, *, prompt_arg: str | None = None
     ) -> None:
         super().__init__()
-        self._client = client
+        self._recorder = recorder
         self.name = name
         self._fields = fields
         self._prompt_arg = prompt_arg
         self._start_ns: int | None = None
-        self.record: LogRecord | None = None
+        self.record: Accepted | None = None
 
     def __repr__(self) -> str:
         return f"Trace(name={self.name!r})"
 
     def update(self, *args: Mapping[str, Any], **kwargs: Any) -> Trace:
         """Add or replace record fields (``metadata`` merges), validated now."""
-        given = self._client._normalize(args, kwargs, where="trace.update()")
+        given = self._recorder.normalize(args, kwargs, where="trace.update()")
         self._fields = merge_defaults(self._fields, given)
         return self
 
     def _fresh(self) -> Trace:
-        return Trace(self._client, self.name, dict(self._fields), prompt_arg=self._prompt_arg)
+        return Trace(self._recorder, self.name, dict(self._fields), prompt_arg=self._prompt_arg)
 
     # ---- the block -------------------------------------------------------------------
     def _begin(self) -> None:
         self._start_ns = time.perf_counter_ns()
 
-    def _end(self, exc: BaseException | None) -> LogRecord | None:
+    def _end(self, exc: BaseException | None) -> Accepted | None:
         """Build the record; a build error is raised only when the block itself succeeded."""
         elapsed = (time.perf_counter_ns() - (self._start_ns or time.perf_counter_ns())) / 1e6
         fields = merge_defaults({"metadata": ("metadata", {"trace_name": self.name})}, self._fields)
@@ -276,21 +276,21 @@ class Trace(_StepOwner):
             fields["status"] = ("status", "error")
             fields["error"] = ("error", ErrorInfo.from_exception(exc))
         try:
-            accepted = self._client._accept((), {}, fields=fields, steps=self._take_steps(), measured_ms=elapsed)
+            accepted = self._recorder.accept((), {}, fields=fields, steps=self._take_steps(), measured_ms=elapsed)
         except ValidationError as build_error:
             if exc is None:
                 raise
-            self._client._stats.add("rejected")
+            self._recorder.stats.add("rejected")
             logger.error("trace %r not logged: field `%s` is invalid", self.name, build_error.field)
             return None
         if isinstance(accepted, LogResult):  # background mode: refused and counted already
             return None
-        record: LogRecord = accepted
-        self.record = record
-        return record
+        kept: Accepted = accepted
+        self.record = kept
+        return kept
 
     def __enter__(self) -> Trace:
-        self._client._require_sync("use `async with hp.trace(...)` with AsyncHuggingPlace")
+        self._recorder.require_sync("use `async with hp.trace(...)` with AsyncHuggingPlace")
         self._begin()
         return self
 
@@ -299,7 +299,7 @@ class Trace(_StepOwner):
     ) -> None:
         record = self._end(exc)
         if record is not None:
-            self._client._deliver_quietly(record)
+            self._recorder.hand_on_quietly(record)
 
     async def __aenter__(self) -> Trace:
         self._begin()
@@ -310,12 +310,7 @@ class Trace(_StepOwner):
     ) -> None:
         record = self._end(exc)
         if record is not None:
-            if self._client._is_async:
-                await self._client._deliver_quietly_async(record)
-            else:  # the sync client in a coroutine: send from a thread, never block the loop
-                import asyncio  # loaded already: this runs on an event loop
-
-                await asyncio.to_thread(self._client._deliver_quietly, record)
+            await self._recorder.hand_on_quietly_async(record)
 
     # ---- the decorator ---------------------------------------------------------------
     def _bind_prompt(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -355,7 +350,7 @@ class Trace(_StepOwner):
 
             return async_wrapper  # type: ignore[return-value]
 
-        self._client._require_sync(
+        self._recorder.require_sync(
             "AsyncHuggingPlace.trace decorates `async def` functions; use HuggingPlace for plain functions"
         )
 

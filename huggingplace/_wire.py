@@ -7,7 +7,8 @@ worker and the tests share it.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
@@ -98,27 +99,34 @@ def _usage(usage: TokenUsage) -> dict[str, int]:
     }
 
 
+def _steps_to_wire(steps: Any) -> Any:
+    return [step_to_wire(s) if isinstance(s, Step) else s for s in steps] if steps else None
+
+
+def _table(value: Any) -> Any:
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+#: how a LogRecord attribute goes on the wire: (attribute, wire name, conversion or None)
+_PLAN: tuple[tuple[str, str, Any], ...] = tuple(
+    (a.name, BY_NAME[a.name].wire, {
+        "token_usage": _usage, "error": _error, "timestamp": format_timestamp,
+        "step_data": _steps_to_wire, "user_roles": list, "metadata": dict, "user_metadata": dict,
+        "mapping_table": _table,
+    }.get(a.name))
+    for a in attrs.fields(LogRecord)
+)
+
+
 def to_payload(record: LogRecord, options: Options) -> dict[str, Any]:
     """The JSON object of the contract, with no ``null`` values."""
     body: dict[str, Any] = {}
-    for attribute in attrs.fields(LogRecord):
-        value = getattr(record, attribute.name)
-        if value is None or (attribute.name == "step_data" and not value):
-            continue
-        wire = BY_NAME[attribute.name].wire
-        if isinstance(value, TokenUsage):
-            value = _usage(value)
-        elif isinstance(value, ErrorInfo):
-            value = _error(value)
-        elif attribute.name == "timestamp":
-            value = format_timestamp(value)
-        elif attribute.name == "step_data":
-            value = [step_to_wire(s) if isinstance(s, Step) else s for s in value]
-        elif attribute.name == "user_roles":
-            value = list(value)
-        elif isinstance(value, Mapping):
-            value = dict(value)
-        body[wire] = value
+    for name, wire, convert in _PLAN:
+        value = getattr(record, name)
+        if value is not None and convert is not None:
+            value = convert(value)
+        if value is not None:
+            body[wire] = value
     if record.session_id is not None:
         meta = body.setdefault("metaData", {})
         meta.setdefault("sessionId", record.session_id)

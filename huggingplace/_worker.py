@@ -25,8 +25,9 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Optional
 
 from ._batcher import Item
-from ._exceptions import HuggingPlaceError
+from ._exceptions import HuggingPlaceError, ValidationError
 from ._internal import swallow
+from ._mapping import Draft
 from ._retry import Outcome, outcome, retry_after_of
 from ._spool import Entry, SpoolCorrupt
 from ._wire import BATCH_HEADER, Response, batch_body, batch_errors, parse_response, request_for_body, to_payload
@@ -256,7 +257,19 @@ class Worker:
                 if on_worker and n % 8 == 7:  # hand the GIL to the app's threads now and then (each
                     time.sleep(0)  # record is ~50 µs): a batch never holds it for milliseconds
                 try:
-                    payload = p.processor.process(to_payload(item.record, p.options))
+                    record = item.record
+                    if isinstance(record, Draft):  # background mode validates here, off the caller
+                        try:
+                            record = record.build()
+                        except ValidationError as exc:
+                            p.reject(exc)
+                            p.settle(1)
+                            continue
+                        if not p.processor.keep(record):
+                            p.stats.drop("sampled")
+                            p.settle(1)
+                            continue
+                    payload = p.processor.process(to_payload(record, p.options))
                     if payload is None:
                         p.settle(1)
                         continue

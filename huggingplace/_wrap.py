@@ -20,7 +20,7 @@ from ._context import current_scope
 from ._exceptions import ValidationError
 from ._internal import swallow
 from ._mapping import as_messages, message_text
-from ._models import ErrorInfo, LogRecord
+from ._models import ErrorInfo, LogResult
 from ._session import current_session
 from ._threading import ResponseChains, conversation_id
 from .providers import Normalized, adapt, as_dict
@@ -29,7 +29,7 @@ from .providers._base import dig
 from .providers._openai import ChatStream, ResponsesStream
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._client import _BaseClient
+    from ._recorder import Accepted, Recorder
 
 __all__ = ["wrap"]
 
@@ -67,15 +67,15 @@ def _is_async_client(client: Any, kind: str) -> bool:
     return inspect.iscoroutinefunction(inspect.unwrap(method)) or type(client).__name__.startswith("Async")
 
 
-def wrap(hp: _BaseClient, client: Any) -> Any:
+def wrap(recorder: Recorder, client: Any) -> Any:
     kind = _kind_of(client)
     is_async = _is_async_client(client, kind)
-    if hp._is_async and not is_async and hp._pipeline is None:
+    if recorder.is_async and not is_async and not recorder.background:
         raise TypeError(
             "AsyncHuggingPlace.wrap() needs an async provider client (AsyncOpenAI, AsyncAnthropic); "
             "use HuggingPlace for sync clients, or AsyncHuggingPlace(background=True)"
         )
-    return _Proxy(client, _Tracker(hp, is_async, kind), ())
+    return _Proxy(client, _Tracker(recorder, is_async, kind), ())
 
 
 class _Proxy:
@@ -181,8 +181,8 @@ def _given_user() -> Optional[str]:
 class _Tracker:
     """Turns tracked calls into records for one HuggingPlace client."""
 
-    def __init__(self, hp: _BaseClient, is_async: bool, provider: str) -> None:
-        self.hp = hp
+    def __init__(self, recorder: Recorder, is_async: bool, provider: str) -> None:
+        self.recorder = recorder
         self.is_async = is_async
         self.provider = provider
         self._orphans: set[asyncio.Task[Any]] = set()
@@ -204,7 +204,7 @@ class _Tracker:
     # ---- building the record --------------------------------------------------------------
     def _record(
         self, call: _Call, result: Optional[Normalized], exc: Optional[BaseException], end: Optional[str] = None
-    ) -> Optional[LogRecord]:
+    ) -> Optional[Accepted]:
         """One record in the shape of ``providers.RECORD_FIELDS``; ``end`` says how a stream
         ended (``complete``, ``closed``, ``abandoned`` or ``error``)."""
         system, messages, user = call.prompt()
@@ -242,10 +242,11 @@ class _Tracker:
             metadata["session_derived"] = True
         fields["metadata"] = ("metadata", metadata)
         elapsed = (time.perf_counter_ns() - call.start_ns) / 1e6
-        accepted = self.hp._accept((), {}, fields=fields, measured_ms=elapsed)
+        accepted = self.recorder.accept((), {}, fields=fields, measured_ms=elapsed)
         if result is not None and call.kind == "responses":
             _chains.remember(result.response_id, thread)
-        return accepted if isinstance(accepted, LogRecord) else None
+        kept: Optional[Accepted] = None if isinstance(accepted, LogResult) else accepted
+        return kept
 
     def _thread(
         self, call: _Call, system: str, messages: list[dict[str, Any]], result: Optional[Normalized],
@@ -261,7 +262,7 @@ class _Tracker:
         if call.kind == "responses" and isinstance(previous, str):
             return _chains.lookup(previous)
         return conversation_id(system, messages, result.text if result else "", user=user,
-                               org=str(self.hp.options.org_id))
+                               org=self.recorder.org_id)
 
     # ---- delivering, never raising --------------------------------------------------------
     def finish_sync(
@@ -270,10 +271,7 @@ class _Tracker:
         try:
             record = self._record(call, result, exc, end)
             if record is not None:
-                if self.hp._pipeline is not None:
-                    self.hp._enqueue(record)
-                else:
-                    self.hp._deliver_quietly(record)
+                self.recorder.hand_on_quietly(record)
         except Exception as error:
             self._swallow(error)
 
@@ -282,32 +280,26 @@ class _Tracker:
     ) -> None:
         try:
             record = self._record(call, result, exc, end)
-            if record is None:
-                return
-            if self.hp._pipeline is not None:
-                self.hp._enqueue(record)
-            elif self.hp._is_async:
-                await self.hp._deliver_quietly_async(record)
-            else:
-                await asyncio.to_thread(self.hp._deliver_quietly, record)
+            if record is not None:
+                await self.recorder.hand_on_quietly_async(record)
         except Exception as error:
             self._swallow(error)
 
     def finish_later(self, call: _Call, result: Optional[Normalized], end: str) -> None:
         """From ``__del__`` of an abandoned async stream: no await possible here."""
-        if self.hp._pipeline is not None or not self.hp._is_async:
+        if self.recorder.background or not self.recorder.is_async:
             self.finish_sync(call, result, None, end)
             return
         try:
             task = asyncio.get_running_loop().create_task(self.finish_async(call, result, None, end))
         except RuntimeError:
-            self.hp._stats.drop("stream_abandoned_without_loop")
+            self.recorder.stats.drop("stream_abandoned_without_loop")
             return
         self._orphans.add(task)
         task.add_done_callback(self._orphans.discard)
 
     def _swallow(self, error: BaseException) -> None:
-        swallow("logging a wrapped call (the call itself was unaffected)", error, stats=self.hp._stats,
+        swallow("logging a wrapped call (the call itself was unaffected)", error, stats=self.recorder.stats,
                 count="wrapper_error")
 
     def _normalize(self, raw: Any) -> Optional[Normalized]:

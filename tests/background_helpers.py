@@ -38,15 +38,20 @@ def entries(*payloads: dict[str, Any]) -> list[tuple[str, bytes]]:
     return [(str(p.get("event_id", "")), dumps(p)) for p in payloads]
 
 
-def spooled_ids(directory: Path) -> list[str]:
-    """event_ids of every record waiting in a spool directory (ready and write-ahead files)."""
-    ids: list[str] = []
+def spooled_payloads(directory: Path) -> list[dict[str, Any]]:
+    """Every record waiting in a spool directory (ready and write-ahead files), as sent."""
+    payloads: list[dict[str, Any]] = []
     if not directory.is_dir():
-        return ids
+        return payloads
     for sub in ("ready", "wal"):
         for path in sorted((directory / sub).rglob("*.hps")):
-            ids.extend(p["event_id"] for p in _decode(path.read_bytes()))
-    return ids
+            payloads.extend(_decode(path.read_bytes()))
+    return payloads
+
+
+def spooled_ids(directory: Path) -> list[str]:
+    """event_ids of every record waiting in a spool directory."""
+    return [p["event_id"] for p in spooled_payloads(directory)]
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:

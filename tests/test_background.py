@@ -20,7 +20,7 @@ from huggingplace import AsyncHuggingPlace, HuggingPlace
 from huggingplace._spool import Spool
 from huggingplace.collector import Collector
 
-from .background_helpers import assert_conserved, bg_client, entries, fast, spooled_ids, wait_for
+from .background_helpers import assert_conserved, bg_client, entries, fast, spooled_ids, spooled_payloads, wait_for
 from .conftest import KEY
 from .servers import ResettingServer, ScriptedServer, SilentServer, closed_port
 
@@ -208,12 +208,31 @@ def test_invalid_input_is_counted_never_raised(tmp_path: Path, caplog: pytest.Lo
         in_session = s.log(user_prompt="q", response=5)
     with hp.trace("t"):  # no user_prompt: refused and counted, the block is not disturbed
         pass
-    assert not bad.queued and "token_count" in (bad.error or "")
-    assert "did you mean `user_prompt`" in (typo.error or "")
-    assert "response" in (in_session.error or "")
-    assert hp.stats().rejected == 4
-    assert "token_count" in caplog.text
+    # a misspelt key is refused at once; a bad value is found by the worker, off the caller's thread
+    assert not typo.queued and "did you mean `user_prompt`" in (typo.error or "")
+    assert bad.queued and in_session.queued and bad.error is None
+    flushed = hp.flush(5)
+    assert hp.stats().rejected == 4 and flushed.rejected == 4 and flushed.pending == 0
+    assert "field `token_count` is invalid" in caplog.text and "field `response` is invalid" in caplog.text
+    assert "field `user_prompt` is invalid" in caplog.text  # the trace had no prompt
     hp.close(0.5)
+
+
+def test_what_the_caller_changes_after_log_is_not_in_the_record(tmp_path: Path) -> None:
+    """Background log() validates on the worker, later: the record is what was passed then."""
+    spool_dir = tmp_path / "spool"
+    hp = bg_client(f"http://127.0.0.1:{closed_port()}", spool_dir)
+    meta = {"request": {"id": "first"}, "tags": ["a"]}
+    steps = [{"name": "retrieve", "metadata": {"k": 1}}]
+    result = hp.log(user_prompt="q", response="a", metadata=meta, step_data=steps)
+    meta["request"]["id"] = "changed"
+    meta["tags"].append("b")
+    steps[0]["metadata"]["k"] = 2
+    hp.close(2)
+    stored = spooled_payloads(spool_dir)
+    assert [p["event_id"] for p in stored] == [result.event_id]
+    assert stored[0]["metaData"]["request"] == {"id": "first"} and stored[0]["metaData"]["tags"] == ["a"]
+    assert stored[0]["step_data"][0]["metadata"] == {"k": 1}
 
 
 def test_corrupt_spool_files_are_quarantined_and_counted(tmp_path: Path) -> None:

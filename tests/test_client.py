@@ -282,3 +282,22 @@ print("ok")
                           text=True, timeout=60)
     assert done.stdout.strip() == "ok", done.stderr
     assert done.stderr == ""
+
+
+def test_sessions_traces_and_wrap_reach_the_client_only_through_its_recorder() -> None:
+    """No import cycle and no private reach: ``_session``, ``_wrap`` and ``_recorder`` never
+    import the client module nor touch a client's private members."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import huggingplace
+
+    package = Path(huggingplace.__file__).parent
+    for module in ("_session", "_wrap", "_recorder"):
+        source = (package / f"{module}.py").read_text()
+        imported = {
+            node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom) and node.module
+        }
+        assert "_client" not in imported, module
+        assert not re.search(r"\b(?:hp|client|self\._client)\._[a-z]", source), module

@@ -21,6 +21,9 @@ from .conftest import KEY, LiveCollector
 
 schemathesis = pytest.importorskip("schemathesis")
 
+#: read at import: the suite's fixtures clear HUGGINGPLACE_* variables before each test
+FUZZ_EXAMPLES = int(os.environ.get("HUGGINGPLACE_FUZZ_EXAMPLES", "300"))
+
 
 @pytest.fixture(autouse=True)
 def no_finalizers_while_compiling() -> Iterator[None]:
@@ -52,7 +55,7 @@ def test_no_5xx_and_every_answer_matches_the_schema(collector: LiveCollector, mo
     checks = [not_a_server_error] + ([response_schema_conformance] if mode == "positive" else [])
     seen: set[str] = set()
 
-    @settings(max_examples=int(os.environ.get("HUGGINGPLACE_FUZZ_EXAMPLES", "300")), deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(case=strategy)
     def run(case: Any) -> None:
         seen.add(f"{case.method} {case.path}")
