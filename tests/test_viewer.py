@@ -257,7 +257,9 @@ def test_the_sdk_alone_imports_no_viewer_or_collector_code(tmp_path: Path) -> No
     assert out.stdout.strip() == "[]", out.stderr
 
 
-@hypothesis.settings(max_examples=150, deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+@hypothesis.settings(
+    max_examples=150, deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture]
+)
 @hypothesis.given(prompt=st.text(min_size=1, max_size=40))
 def test_search_takes_any_text_and_finds_a_record_by_its_own_prompt(tmp_path: Path, prompt: str) -> None:
     from huggingplace.collector._ingest import normalize_record
