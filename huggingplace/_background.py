@@ -27,7 +27,6 @@ from ._mapping import Draft
 from ._models import LogRecord
 from ._privacy import Processor
 from ._retry import RetryPolicy
-from ._serialize import dumps
 from ._spool import Spool, default_spool_dir
 from ._stats import Stats
 
@@ -138,9 +137,6 @@ class Pipeline:
             return self.transport, False
         return self._transport_class(limit=self.config.concurrency), True
 
-    def encode(self, payload: dict[str, Any]) -> bytes:
-        return dumps(payload)
-
     def settle(self, n: int) -> None:
         with self._settle_lock:
             self.settled += n
@@ -196,13 +192,13 @@ class Pipeline:
 
     def _write_ahead(self, item: Item) -> bool:
         try:
-            payload = self.processor.process(to_payload(item.record, self.options))
+            body = self.processor.body(to_payload(item.record, self.options))
         except Exception as exc:
             swallow("durable encoding", exc, stats=self.stats)
             return True
-        if payload is None:
+        if body is None:
             return False
-        item.body, item.record = self.encode(payload), None
+        item.body, item.record = body, None
         try:
             item.wal = self.spool.write_ahead((item.event_id, item.body))
         except OSError as exc:

@@ -22,7 +22,7 @@ from ._recorder import Accepted, Recorder
 from ._retry import RetryPolicy
 from ._session import Session, Trace, new_session_id
 from ._stats import Stats, StatsSnapshot
-from ._wire import Request, parse_response, request_for_payload, to_payload
+from ._wire import Request, parse_response, request_for_body, to_payload
 from .transports.base import AsyncTransport, Transport
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -144,8 +144,8 @@ class _BaseClient:
         """The request for a record after privacy processing; None when before_send dropped it."""
         if self._closed:
             raise HuggingPlaceError(f"this {type(self).__name__} is closed; create a new client to log")
-        payload = self._processor.process(to_payload(record, self._options))
-        return None if payload is None else request_for_payload(payload, self._options)
+        body = self._processor.body(to_payload(record, self._options))
+        return None if body is None else request_for_body(body, record.event_id, self._options)
 
     def _answer(self, response: Any, request: Request) -> LogResult:
         result = parse_response(response, request, api_key=self._options.api_key)

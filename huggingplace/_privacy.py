@@ -86,7 +86,10 @@ class Processor:
         return int.from_bytes(digest[:8], "big") / 2**64 < rate
 
     # ---- everything else: where the payload is serialized ----------------------------------
-    def process(self, payload: dict[str, Any]) -> Optional[dict[str, Any]]:
+    def body(self, payload: dict[str, Any]) -> Optional[bytes]:
+        """What may leave the process, encoded: content stripped or redacted, ``before_send``
+        applied, sizes capped; None when ``before_send`` dropped it. The size check's encoding
+        is the body (one JSON encoding per record, not two)."""
         if not self.config.capture_content:
             self._strip_content(payload)
         try:
@@ -107,8 +110,7 @@ class Processor:
                     self._fail_closed(payload, "before_send", TypeError(f"returned {type(changed).__name__}"))
                 else:  # whatever the hook put back (datetimes, sets, NaN, objects) becomes JSON-safe
                     payload = to_jsonable(changed)
-        self._govern_size(payload)
-        return payload
+        return self._govern_size(payload)
 
     def _strip_content(self, payload: dict[str, Any]) -> None:
         for field in CONTENT_FIELDS:
@@ -153,9 +155,9 @@ class Processor:
             if isinstance(step.get("error"), dict):
                 step["error"]["message"] = FAILED
 
-    def _govern_size(self, payload: dict[str, Any]) -> None:
+    def _govern_size(self, payload: dict[str, Any]) -> bytes:
         """Field caps, a metadata depth cap and a whole-record cap; the result stays valid JSON
-        and says what was cut in ``metaData.truncated`` (original lengths)."""
+        and says what was cut in ``metaData.truncated`` (original lengths). Returns it encoded."""
         cut: dict[str, int] = {}
         for field in ("metaData", "user_meta_data"):
             if isinstance(payload.get(field), dict):
@@ -167,9 +169,10 @@ class Processor:
                 payload[field] = _truncate(text, self.config.max_field_chars)
         if cut:
             payload.setdefault("metaData", {})["truncated"] = dict(cut)
-        size = _size(payload)
+        body = dumps(payload)
+        size = len(body)
         if size <= self.config.max_record_bytes:
-            return
+            return body
         # too big as a whole: drop the bulkiest structured fields first, then shorten the text
         for field in ("step_data", "mapping_table", "user_meta_data", "metaData"):
             if field in payload and size > self.config.max_record_bytes:
@@ -191,6 +194,7 @@ class Processor:
             payload[longest] = _truncate(text, max(0, len(text) - (size - self.config.max_record_bytes) - 64))
             payload.setdefault("metaData", {})["truncated"] = dict(cut)
             size = _size(payload)
+        return dumps(payload)
 
 
 def _walk_steps(steps: Any) -> list[dict[str, Any]]:

@@ -40,14 +40,18 @@ def scrub_surrogates(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text)
 
 
+# one encoder for every record (json.dumps with options builds a new one per call)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON that cannot fail on a JSON-safe value: lone surrogates are replaced
     (as above); anything else that is not strict JSON (NaN, a ``datetime`` or ``set`` that a
     ``before_send`` hook put back) goes through :func:`to_jsonable` first."""
     try:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = _ENCODER.encode(value)
     except (TypeError, ValueError, RecursionError):
-        text = json.dumps(to_jsonable(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = _ENCODER.encode(to_jsonable(value))
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:

@@ -50,6 +50,14 @@ class _NotSent(Exception):
 NOT_SENT = _NotSent()
 
 
+class _Settled(Exception):
+    """A record its lane found it must not send (rejected, sampled out, dropped by
+    ``before_send``): counted and settled already; nothing more happens to it."""
+
+
+SETTLED = _Settled()
+
+
 class Worker:
     """The thread, its loop, and every decision that needs the network or the disk."""
 
@@ -165,8 +173,8 @@ class Worker:
                     swallow("closing the transport", exc)
 
     def _put_back_inflight(self) -> None:
-        if self.inflight:
-            self.held.extendleft(reversed(self.inflight))
+        if self.inflight:  # not those a lane settled already (neither a record nor a body left)
+            self.held.extendleft(reversed([i for i in self.inflight if i.body is not None or i.record is not None]))
             self.inflight = []
 
     async def _sleep(self, seconds: float) -> None:
@@ -263,17 +271,20 @@ class Worker:
                             record = record.build()
                         except ValidationError as exc:
                             p.reject(exc)
+                            item.record = None
                             p.settle(1)
                             continue
                         if not p.processor.keep(record):
                             p.stats.drop("sampled")
+                            item.record = None
                             p.settle(1)
                             continue
-                    payload = p.processor.process(to_payload(record, p.options))
-                    if payload is None:
+                    body = p.processor.body(to_payload(record, p.options))
+                    if body is None:
+                        item.record = None
                         p.settle(1)
                         continue
-                    item.body = p.encode(payload)
+                    item.body = body
                     item.record = None
                 except Exception as exc:
                     p.stats.add("rejected")
@@ -281,6 +292,7 @@ class Worker:
                         "record %s could not be encoded (%s) and was rejected (counted)", item.event_id,
                         type(exc).__name__,
                     )
+                    item.record = None
                     p.settle(1)
                     continue
             kept.append(item)
@@ -309,6 +321,8 @@ class Worker:
     async def _send_one(self, item: Item) -> Optional[BaseException]:
         if time.monotonic() < self.paused_until:
             return NOT_SENT
+        if item.body is None and not self.prepare([item]):
+            return SETTLED
         assert item.body is not None
         try:
             response, request = await self._post(self.p.options.url, item.body, item.event_id)
@@ -360,7 +374,10 @@ class Worker:
 
     # ==== outcomes ==============================================================================
     async def _deliver(self, batch: list[Item]) -> None:
-        items = self.prepare(batch)
+        # The single-record route encodes each record in its lane, just before sending it, so
+        # that encoding overlaps the other lanes' requests in flight; a batch route needs them
+        # all first, for one body.
+        items = self.prepare(batch) if self.batch_url is not None and len(batch) > 1 else batch
         if not items:
             return
         self.inflight = items
@@ -376,6 +393,8 @@ class Worker:
         held_for_auth = False
         delivered = False
         for item, exc in zip(items, errors):
+            if exc is SETTLED:
+                continue
             if exc is NOT_SENT:  # held back by a pause: no attempt was made
                 unsent.append(item)
                 continue
@@ -404,7 +423,7 @@ class Worker:
             self.paused_until = max(self.paused_until, time.monotonic() + pause)
         if to_disk:
             self.spool_items(to_disk, reason="undeliverable now")
-            last = next((e for e in reversed(errors) if e is not None and e is not NOT_SENT), None)
+            last = next((e for e in reversed(errors) if e is not None and e not in (NOT_SENT, SETTLED)), None)
             self._went_down(last, auth=held_for_auth)
         elif delivered:
             self._came_up()

@@ -17,8 +17,19 @@ class Proxies:
     def __init__(self) -> None:
         self._env = urllib.request.getproxies_environment()
         self._cache: dict[tuple[str, str], Optional[str]] = {}
+        self._urls: dict[str, Optional[str]] = {}  # a client posts to one or two URLs, over and over
 
     def for_url(self, url: str) -> Optional[str]:
+        try:
+            return self._urls[url]
+        except KeyError:
+            pass
+        if len(self._urls) > 64:
+            self._urls.clear()
+        self._urls[url] = proxy = self._for_host(url)
+        return proxy
+
+    def _for_host(self, url: str) -> Optional[str]:
         parts = urllib.parse.urlsplit(url)
         key = (parts.scheme, parts.netloc)
         if key not in self._cache:

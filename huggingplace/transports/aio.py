@@ -56,6 +56,7 @@ class AiohttpTransport:
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._proxies = Proxies()
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _current(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -64,6 +65,12 @@ class AiohttpTransport:
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
             self._loop = loop
         return self._session
+
+    def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
+        cached = self._timeouts.get(seconds)
+        if cached is None:
+            cached = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
+        return cached
 
     async def send_async(self, request: Request, *, timeout: float) -> Response:
         session = self._current()
@@ -76,7 +83,7 @@ class AiohttpTransport:
                 request.url,
                 data=request.body,
                 headers=dict(request.headers),
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=self._timeout(timeout),
                 allow_redirects=False,
                 **extra,
             ) as answer:
