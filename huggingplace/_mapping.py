@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import time as _time
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable
 
 from ._exceptions import ValidationError
 from ._fields import ALIASES, BY_NAME, legacy_step, public_sdk_ms, step_problem
-from ._models import ErrorInfo, InvalidField, LogRecord, Step, TokenUsage, new_event_id, utcnow
+from ._models import ErrorInfo, InvalidField, LogRecord, Step, TokenUsage, new_event_id
 from ._serialize import to_jsonable
 from .providers import Normalized, adapt, as_dict
 from .providers._base import llm_metadata
@@ -390,9 +391,10 @@ class Draft:
     caller pays microseconds, not the validation. Held compactly (values by field name, the
     caller's spelling only where it differs), since up to ``max_queue_size`` of them wait."""
 
-    __slots__ = ("values", "spelled", "event_id", "size")
+    __slots__ = ("values", "spelled", "event_id", "size", "at")
 
     def __init__(self, fields: Mapping[str, tuple[str, Any]]) -> None:
+        self.at = None if "timestamp" in fields else _time.time()  # a datetime when built: half the cost here
         values: dict[str, Any] = {}
         spelled: dict[str, str] | None = None
         for name, (key, value) in fields.items():
@@ -405,8 +407,6 @@ class Draft:
             self.event_id = values["event_id"] = new_event_id()
         else:
             self.event_id = given if isinstance(given, str) else ""
-        if "timestamp" not in values:
-            values["timestamp"] = utcnow()
         self.values = values
         self.spelled = spelled
         prompt, response = values.get("user_prompt"), values.get("response")
@@ -417,4 +417,7 @@ class Draft:
         """The validated record (raises :class:`ValidationError` naming the field as the caller
         spelled it)."""
         spelled = self.spelled or {}
-        return build_record({name: (spelled.get(name, name), value) for name, value in self.values.items()})
+        fields = {name: (spelled.get(name, name), value) for name, value in self.values.items()}
+        if self.at is not None:
+            fields["timestamp"] = ("timestamp", _dt.datetime.fromtimestamp(self.at, _dt.timezone.utc))
+        return build_record(fields)

@@ -4,6 +4,7 @@ produced == stored_unique + spooled + counted drops."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import email.utils
 import json
 import os
@@ -221,15 +222,19 @@ def test_invalid_input_is_counted_never_raised(tmp_path: Path, caplog: pytest.Lo
 def test_what_the_caller_changes_after_log_is_not_in_the_record(tmp_path: Path) -> None:
     """Background log() validates on the worker, later: the record is what was passed then."""
     spool_dir = tmp_path / "spool"
-    hp = bg_client(f"http://127.0.0.1:{closed_port()}", spool_dir)
+    hp = bg_client(f"http://127.0.0.1:{closed_port()}", spool_dir, flush_interval=5)  # built at close()
     meta = {"request": {"id": "first"}, "tags": ["a"]}
     steps = [{"name": "retrieve", "metadata": {"k": 1}}]
+    called = time.time()
     result = hp.log(user_prompt="q", response="a", metadata=meta, step_data=steps)
     meta["request"]["id"] = "changed"
     meta["tags"].append("b")
     steps[0]["metadata"]["k"] = 2
+    time.sleep(0.5)  # the record is built after this: its time must still be the call's
     hp.close(2)
     stored = spooled_payloads(spool_dir)
+    stamped = dt.datetime.fromisoformat(stored[0]["timestamp"].replace("Z", "+00:00")).timestamp()
+    assert called - 0.01 <= stamped <= called + 0.25
     assert [p["event_id"] for p in stored] == [result.event_id]
     assert stored[0]["metaData"]["request"] == {"id": "first"} and stored[0]["metaData"]["tags"] == ["a"]
     assert stored[0]["step_data"][0]["metadata"] == {"k": 1}
