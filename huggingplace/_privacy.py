@@ -14,7 +14,6 @@ from typing import Any, Optional
 
 import attrs
 
-from ._models import LogRecord
 from ._redact import Redactor, build_redactor, marker
 from ._serialize import dumps, to_jsonable
 from ._stats import Stats
@@ -73,16 +72,17 @@ class Processor:
         self._warned: set[str] = set()
 
     # ---- sampling: on the caller's thread, before anything is queued ---------------------
-    def keep(self, record: LogRecord) -> bool:
-        """Whole sessions are kept or dropped together: the decision hashes the session id."""
+    def keep(self, session_id: Optional[str]) -> bool:
+        """Whole sessions are kept or dropped together: the decision hashes the session id
+        (a record without one is sampled at random)."""
         rate = self.config.sample_rate
         if rate >= 1.0:
             return True
         if rate <= 0.0:
             return False
-        if record.session_id is None:
+        if session_id is None:
             return random.random() < rate
-        digest = hashlib.sha256(record.session_id.encode("utf-8")).digest()
+        digest = hashlib.sha256(session_id.encode("utf-8")).digest()
         return int.from_bytes(digest[:8], "big") / 2**64 < rate
 
     # ---- everything else: where the payload is serialized ----------------------------------

@@ -120,13 +120,12 @@ class Recorder:
             return LogResult(event_id="", dropped="not_tracked")
         try:
             fields = self.fields(args, kwargs, **extra)
-            if self.defer:
-                return Draft(fields)
-            record = build_record(fields)
-            if not self.processor.keep(record):
+            accepted: Accepted = Draft(fields) if self.defer else build_record(fields)
+            given = fields.get("session_id")
+            if not self.processor.keep(given[1] if given is not None and isinstance(given[1], str) else None):
                 self.stats.drop("sampled")
-                return LogResult(event_id=record.event_id, dropped="sampled")
-            return record
+                return LogResult(event_id=accepted.event_id, dropped="sampled")
+            return accepted
         except ValidationError as exc:
             if self.pipeline is None:
                 raise

@@ -274,11 +274,6 @@ class Worker:
                             item.record = None
                             p.settle(1)
                             continue
-                        if not p.processor.keep(record):
-                            p.stats.drop("sampled")
-                            item.record = None
-                            p.settle(1)
-                            continue
                     body = p.processor.body(to_payload(record, p.options))
                     if body is None:
                         item.record = None

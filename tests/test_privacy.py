@@ -152,6 +152,22 @@ def test_sample_rate_zero_drops_everything_counted() -> None:
     assert result.dropped == "sampled" and t.requests == [] and hp.stats().dropped == {"sampled": 1}
 
 
+def test_background_sampling_decides_in_log_as_the_foreground_does(tmp_path: Path) -> None:
+    """Background log() validates later, but samples at once: ``dropped="sampled"`` comes back
+    from log(), and the same sessions are kept as in the foreground."""
+    fg, t = client(sample_rate=0.5)
+    bg = bg_client(f"http://127.0.0.1:{closed_port()}", tmp_path / "spool", sample_rate=0.5)
+    results = {}
+    for n in range(100):
+        fg.log(user_prompt="x", response="a", session_id=f"session-{n}")
+        results[f"session-{n}"] = bg.log(user_prompt="x", response="a", session_id=f"session-{n}")
+    kept = {p["session_id"] for p in t.payloads}
+    assert {s for s, r in results.items() if r.queued} == kept
+    assert all(r.dropped == "sampled" for s, r in results.items() if s not in kept)
+    assert bg.stats().dropped["sampled"] == 100 - len(kept)
+    bg.close(0.5)
+
+
 def test_disabled_client_is_a_silent_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HUGGINGPLACE_ENABLED", "false")
     t = MemoryTransport()
