@@ -65,6 +65,16 @@ def serve(log: bool, sink_url: str, spool: str) -> tuple[subprocess.Popen[bytes]
     return proc, port
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 def p99(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
@@ -81,12 +91,18 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="hp-bench-app-")
     figures = {}
     try:
+        cpu: dict[bool, list[float]] = {False: [0.0, 0.0, 0.0], True: [0.0, 0.0, 0.0]}  # app s, sink s, requests
         for log in (False, True, False, True):  # twice each, interleaved: the machine is noisy
             proc, port = serve(log, sink.url, tmp)
             url = f"http://127.0.0.1:{port}/ask"
             asyncio.run(load(url, 10, 1.0))  # warm-up
-            rps, _ = asyncio.run(load(url, 50, args.seconds))
+            app0, sink0 = cpu_seconds(proc.pid), cpu_seconds(sink.proc.pid)
+            rps, many = asyncio.run(load(url, 50, args.seconds))
             _, single = asyncio.run(load(url, 1, args.seconds))
+            time.sleep(0.5)  # the worker delivers what is left
+            cpu[log][0] += cpu_seconds(proc.pid) - app0
+            cpu[log][1] += cpu_seconds(sink.proc.pid) - sink0
+            cpu[log][2] += len(many) + len(single)
             proc.terminate()
             proc.wait(30)
             best = figures.get(log)
@@ -96,6 +112,11 @@ def main() -> None:
         print(f"  50 clients: {base_rps:7.0f} req/s without logging, {log_rps:7.0f} with: {log_rps / base_rps:.2f}x")
         print(f"  1 client p99: {base_p99:6.2f} ms without logging, {log_p99:6.2f} ms with: {log_p99 / base_p99:.2f}x")
         print(f"  records the sink received: {sink.state()['count']}")
+        per = {log: (a / n * 1e6, k / n * 1e6) for log, (a, k, n) in cpu.items() if n}
+        if len(per) == 2 and per[False][0]:
+            print(f"  app CPU per request: {per[False][0]:.0f} µs without logging, {per[True][0]:.0f} µs with "
+                  f"(logging's share in the app, caller and worker: {per[True][0] - per[False][0]:.0f} µs); "
+                  f"the sink's CPU per record: {per[True][1]:.0f} µs, on the same {os.cpu_count()} cores")
     finally:
         sink.close()
         import shutil
