@@ -37,8 +37,9 @@ class Batcher:
     """A bounded queue with an overflow lane.
 
     ``max_items`` / ``max_bytes`` bound the queue; past them a record goes to the overflow lane,
-    which the worker writes to the spool in chunks. Past ``max_items`` in that lane too (the
-    worker is wedged, or the disk refuses), ``offer()`` answers FULL and the caller counts a drop.
+    which the worker writes to the spool in chunks. Past four chunks in that lane too (the
+    worker cannot keep up, is wedged, or the disk refuses), ``offer()`` answers FULL and the
+    caller spools the lane itself.
     """
 
     def __init__(
@@ -51,6 +52,9 @@ class Batcher:
         self.batch_bytes = batch_bytes
         self.linger = linger
         self.overflow_chunk = max(1, overflow_chunk)
+        # the overflow lane only hands records to the worker in chunks: a few chunks, not a
+        # second queue, so memory stays near the queue's own bound (past it, the caller spools)
+        self.max_overflow = min(self.max_items, 4 * self.overflow_chunk)
         self.closed = False
         self._queue: deque[Item] = deque()
         self._overflow: deque[Item] = deque()
@@ -71,7 +75,7 @@ class Batcher:
                 self._offered_bytes += item.size
                 self.accepted += 1
                 return ACCEPTED
-            if len(self._overflow) >= self.max_items:
+            if len(self._overflow) >= self.max_overflow:
                 return FULL
             self._overflow.append(item)
             self.accepted += 1

@@ -388,36 +388,38 @@ def _snapshot(value: Any, depth: int = 16) -> Any:
 class Draft:
     """A record's fields captured when ``log()`` was called (its id and time fixed, its dicts
     copied) and validated later by :meth:`build`: background mode builds on the worker, so the
-    caller pays microseconds, not the validation. Held compactly (values by field name, the
-    caller's spelling only where it differs), since up to ``max_queue_size`` of them wait."""
+    caller pays microseconds, not the validation. Held compactly (names and values in one flat
+    tuple, the caller's spelling only where it differs), since up to ``max_queue_size`` wait."""
 
-    __slots__ = ("values", "spelled", "event_id", "size", "at")
+    __slots__ = ("items", "spelled", "event_id", "size", "at")
 
     def __init__(self, fields: Mapping[str, tuple[str, Any]]) -> None:
         self.at = None if "timestamp" in fields else _time.time()  # a datetime when built: half the cost here
-        values: dict[str, Any] = {}
+        flat: list[Any] = []
         spelled: dict[str, str] | None = None
         for name, (key, value) in fields.items():
-            values[name] = _snapshot(value) if type(value) in _CONTAINERS else value
+            flat += (name, _snapshot(value) if type(value) in _CONTAINERS else value)
             if key != name:
                 spelled = spelled or {}
                 spelled[name] = key
-        given = values.get("event_id")
+        given = fields.get("event_id")
         if given is None:
-            self.event_id = values["event_id"] = new_event_id()
+            self.event_id = new_event_id()
+            flat += ("event_id", self.event_id)
         else:
-            self.event_id = given if isinstance(given, str) else ""
-        self.values = values
+            self.event_id = given[1] if isinstance(given[1], str) else ""
+        self.items = tuple(flat)
         self.spelled = spelled
-        prompt, response = values.get("user_prompt"), values.get("response")
-        self.size = (512 + (len(prompt) if isinstance(prompt, str) else 0)
-                     + (len(response) if isinstance(response, str) else 0))
+        prompt, response = fields.get("user_prompt"), fields.get("response")
+        self.size = (512 + (len(prompt[1]) if prompt is not None and isinstance(prompt[1], str) else 0)
+                     + (len(response[1]) if response is not None and isinstance(response[1], str) else 0))
 
     def build(self) -> LogRecord:
         """The validated record (raises :class:`ValidationError` naming the field as the caller
         spelled it)."""
         spelled = self.spelled or {}
-        fields = {name: (spelled.get(name, name), value) for name, value in self.values.items()}
+        items = self.items
+        fields = {items[i]: (spelled.get(items[i], items[i]), items[i + 1]) for i in range(0, len(items), 2)}
         if self.at is not None:
             fields["timestamp"] = ("timestamp", _dt.datetime.fromtimestamp(self.at, _dt.timezone.utc))
         return build_record(fields)

@@ -18,6 +18,13 @@ def test_the_queue_is_bounded_by_count_then_the_overflow_then_full() -> None:
     assert b.accepted == 6 and len(b) == 6 and b.queued == 3
 
 
+def test_the_overflow_lane_holds_four_chunks_not_a_second_queue() -> None:
+    b = Batcher(max_items=100, overflow_chunk=10)
+    verdicts = [b.offer(i) for i in items(150)]
+    assert verdicts.count(ACCEPTED) == 100 and verdicts.count(OVERFLOW) == 40 and verdicts.count(FULL) == 10
+    assert len(b) == 140  # in memory: the queue and four chunks
+
+
 def test_the_queue_is_bounded_by_bytes() -> None:
     b = Batcher(max_items=100, max_bytes=25)
     assert [b.offer(i) for i in items(4, size=10)] == [ACCEPTED, ACCEPTED, ACCEPTED, OVERFLOW]
