@@ -328,13 +328,31 @@ class Worker:
             return exc
         return None
 
-    async def _send_singles(self, items: list[Item]) -> list[Optional[BaseException]]:
+    async def _send_singles(self, items: list[Item], *, refill: bool = False) -> list[Optional[BaseException]]:
+        """One request per record, ``concurrency`` at a time. With ``refill``, a lane that finds
+        the list done takes the next queued record (appended to ``items``, up to three more
+        batches, while nothing failed): no lane waits for the batch's slowest request."""
         results: list[Optional[BaseException]] = [None] * len(items)
-        order = iter(range(len(items)))
+        limit = len(items) + (3 * self.p.batcher.batch_size if refill else 0)
+        position = 0
+        failed = False
 
         async def lane() -> None:
-            for i in order:
+            nonlocal position, failed
+            while True:
+                if position >= len(items):
+                    if failed or len(items) >= limit or not self._may_refill():
+                        return
+                    more = self.p.batcher.take(1)
+                    if not more:
+                        return
+                    items.extend(more)
+                    results.append(None)
+                i = position
+                position += 1
                 results[i] = await self._send_one(items[i])
+                if results[i] is not None:
+                    failed = True
 
         lanes = min(self.p.config.concurrency, len(items))
         if lanes == 1:
@@ -362,10 +380,14 @@ class Worker:
             return await self._send_singles(items)
         return list(errors)
 
-    async def send_items(self, items: list[Item]) -> list[Optional[BaseException]]:
+    def _may_refill(self) -> bool:
+        now = time.monotonic()
+        return not self.down and now >= self.paused_until and now < self.p.stop_deadline
+
+    async def send_items(self, items: list[Item], *, refill: bool = False) -> list[Optional[BaseException]]:
         if self.batch_url is not None and len(items) > 1:
             return await self._send_batch(items)
-        return await self._send_singles(items)
+        return await self._send_singles(items, refill=refill and self.batch_url is None)
 
     # ==== outcomes ==============================================================================
     async def _deliver(self, batch: list[Item]) -> None:
@@ -375,8 +397,8 @@ class Worker:
         items = self.prepare(batch) if self.batch_url is not None and len(batch) > 1 else batch
         if not items:
             return
-        self.inflight = items
-        errors = await self.send_items(items)
+        self.inflight = items  # the same list: records a lane takes on are in flight too
+        errors = await self.send_items(items, refill=True)
         self.inflight = []
         self._apply(items, errors)
 
