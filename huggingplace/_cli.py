@@ -128,38 +128,110 @@ def _keys(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    """Follow new records as they are stored: one line each (the viewer's live stream)."""
+    """Follow new records as they are stored: one line each (the viewer's live stream). When the
+    stream drops (the collector restarted), reconnect with backoff and first print what was
+    stored meanwhile, from the records route, so that no record is skipped or shown twice."""
     import json
+    import time
 
     import requests
 
     from ._config import resolve_options
 
     options = resolve_options(api_key=None, org_id=None, base_url=None)
-    url = options.base_url.rstrip("/") + "/v2/stream"
+    base = options.base_url.rstrip("/")
+    url = base + "/v2/stream"
+    headers = {"Authorization": f"Bearer {options.api_key}"}
     params = {k: v for k, v in (("session_id", args.session), ("errors", "1" if args.errors else None)) if v}
-    try:
-        with requests.get(url, params=params, stream=True, timeout=(5, None),
-                          headers={"Authorization": f"Bearer {options.api_key}", "Accept": "text/event-stream"}) as r:
-            if r.status_code != 200:
-                print(f"huggingplace tail: {url} answered {r.status_code}: {r.text[:200]}", file=sys.stderr)
+    shown = _Shown()
+    delay, following = 1.0, False
+    while True:
+        try:
+            with requests.get(url, params=params, stream=True, timeout=(5, None),
+                              headers={**headers, "Accept": "text/event-stream"}) as r:
+                if r.status_code != 200:
+                    print(f"huggingplace tail: {url} answered {r.status_code}: {r.text[:200]}", file=sys.stderr)
+                    if r.status_code < 500 or not following:
+                        return 1
+                    raise requests.ConnectionError(f"HTTP {r.status_code}")
+                if not following:
+                    print(f"following {url}" + (f" (session {args.session})" if args.session else "")
+                          + (" (errors only)" if args.errors else ""), flush=True)
+                    following = True
+                else:
+                    print("huggingplace tail: reconnected", file=sys.stderr, flush=True)
+                    for record in _stored_since(base, headers, shown.last, args):
+                        shown.show(record)
+                delay = 1.0
+                event = ""
+                for line in r.iter_lines(decode_unicode=True):
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: ") and event == "record":
+                        shown.show(json.loads(line[6:])["record"])
+                    elif line.startswith("data: ") and event == "lost":
+                        print(f"... {json.loads(line[6:])['records']} records not shown (reading too slowly)",
+                              flush=True)
+        except KeyboardInterrupt:
+            return 0
+        except requests.RequestException as exc:
+            if not following:
+                print(f"huggingplace tail: cannot reach {url} ({type(exc).__name__})", file=sys.stderr)
                 return 1
-            print(f"following {url}" + (f" (session {args.session})" if args.session else "")
-                  + (" (errors only)" if args.errors else ""), flush=True)
-            event = ""
-            for line in r.iter_lines(decode_unicode=True):
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: ") and event == "record":
-                    print(_tail_line(json.loads(line[6:])["record"]), flush=True)
-                elif line.startswith("data: ") and event == "lost":
-                    print(f"... {json.loads(line[6:])['records']} records not shown (reading too slowly)", flush=True)
-    except KeyboardInterrupt:
-        return 0
-    except requests.ConnectionError as exc:
-        print(f"huggingplace tail: cannot reach {url} ({type(exc).__name__})", file=sys.stderr)
-        return 1
-    return 0
+        try:
+            print(f"huggingplace tail: the stream ended; reconnecting in {delay:g} s", file=sys.stderr, flush=True)
+            time.sleep(delay)
+        except KeyboardInterrupt:
+            return 0
+        delay = min(delay * 2, 30.0)
+
+
+class _Shown:
+    """The records ``tail`` printed: each once (a reconnect's catch-up and the stream overlap),
+    and the newest timestamp, where the next catch-up starts."""
+
+    def __init__(self, keep: int = 10_000) -> None:
+        from collections import deque
+
+        self.last: Optional[str] = None
+        self._ids: set[str] = set()
+        self._order: deque[str] = deque()
+        self._keep = keep
+
+    def show(self, record: dict[str, Any]) -> None:
+        event_id = str(record.get("event_id"))
+        if event_id in self._ids:
+            return
+        self._ids.add(event_id)
+        self._order.append(event_id)
+        if len(self._order) > self._keep:
+            self._ids.discard(self._order.popleft())
+        if self.last is None or record["timestamp"] > self.last:
+            self.last = record["timestamp"]
+        print(_tail_line(record), flush=True)
+
+
+def _stored_since(base: str, headers: dict[str, str], since: Optional[str], args: argparse.Namespace) -> list[Any]:
+    """Records stored from ``since`` on (the same filters as the stream), oldest first."""
+    import requests
+
+    if since is None:
+        return []
+    params = {k: v for k, v in (("since", since), ("session_id", args.session),
+                                ("status", "error" if args.errors else None), ("limit", "200")) if v}
+    found: list[Any] = []
+    for _ in range(50):  # 10,000 records at most: past that, the gap is told, not printed
+        page = requests.get(base + "/v2/records", params=params, headers=headers, timeout=10)
+        if page.status_code != 200:
+            break
+        data = page.json()
+        found.extend(data.get("records") or [])
+        if not data.get("next_cursor"):
+            break
+        params["cursor"] = data["next_cursor"]
+    else:
+        print("... more records were stored while disconnected than are shown", flush=True)
+    return found[::-1]
 
 
 def _tail_line(r: dict[str, Any]) -> str:

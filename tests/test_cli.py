@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -186,6 +189,53 @@ def test_tail_follows_new_records_with_filters(collector: LiveCollector) -> None
             proc.wait(10)
             if proc.stdout:
                 proc.stdout.close()
+
+
+def _lines(stream: Any) -> queue.Queue[str]:
+    """A pipe's lines, read on a thread: a test waits for one with a deadline, never forever."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in iter(stream.readline, "")], daemon=True).start()
+    return lines
+
+
+def test_tail_reconnects_after_a_collector_restart_and_misses_nothing(tmp_path: Path) -> None:
+    """The collector goes away and comes back on the same port: tail says so, reconnects, prints
+    what was stored meanwhile, then follows again; each record exactly once."""
+    from huggingplace.collector import Collector
+
+    db, port, key = str(tmp_path / "tail.db"), closed_port(), "hp_tail_key_" + secrets.token_hex(8)
+    options = {"api_key": key, "org_id": "org-tail", "base_url": f"http://127.0.0.1:{port}"}
+    env = {**os.environ, "HUGGINGPLACE_API_KEY": key, "HUGGINGPLACE_ORG_ID": "org-tail",
+           "HUGGINGPLACE_BASE_URL": options["base_url"]}
+    first = Collector(db, port=port, keys={key: "org-tail"}).start()
+    proc = subprocess.Popen([sys.executable, "-m", "huggingplace", "tail"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    printed: list[str] = []
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        out, err = _lines(proc.stdout), _lines(proc.stderr)
+        assert out.get(timeout=30).startswith("following ")
+        with HuggingPlace(**options) as hp:
+            hp.log(user_prompt="before the restart", response="a")
+            printed.append(out.get(timeout=30))
+            first.stop()
+            assert "the stream ended; reconnecting" in err.get(timeout=30)
+            second = Collector(db, port=port, keys={key: "org-tail"}).start()
+            try:
+                hp.log(user_prompt="while tail was away", response="a")  # tail waits 1 s to reconnect
+                assert "reconnected" in err.get(timeout=30)
+                printed.append(out.get(timeout=30))
+                hp.log(user_prompt="after the restart", response="a")
+                printed.append(out.get(timeout=30))
+                time.sleep(0.5)  # allow-timing: room for a duplicate line to show up, if there were one
+            finally:
+                second.stop()
+        printed.extend(out.queue)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    prompts = [line.rsplit("  ", 1)[1].strip() for line in printed]
+    assert prompts == ["before the restart", "while tail was away", "after the restart"]
 
 
 def test_demo_serve_keeps_the_viewer_running_with_a_login_link() -> None:
