@@ -275,3 +275,47 @@ def test_search_takes_any_text_and_finds_a_record_by_its_own_prompt(tmp_path: Pa
         store.close()
     if any(ch.isalnum() for ch in prompt):
         assert [r["event_id"] for r in found] == [record["event_id"]]
+
+
+def test_a_revoked_key_ends_the_viewer_logins_made_with_it(tmp_path: Path) -> None:
+    db = str(tmp_path / "revoke.db")
+    with Collector(db, keys={"hp_keep_key_1": "org-r"}) as c:
+        store = Store(db)
+        try:
+            key = store.create_key("org-r", label="leaked")
+            key_id = next(k["id"] for k in store.keys() if k["label"] == "leaked")  # noqa: SIM118
+        finally:
+            store.close()
+        session = requests.Session()
+        answer = session.post(c.url + "/login", data={"key": key, "next": "/"}, allow_redirects=False, timeout=10)
+        assert answer.status_code == 303 and "Max-Age=604800" in answer.headers["Set-Cookie"]
+        assert session.get(c.url + "/", allow_redirects=False, timeout=10).status_code == 200
+        linked = requests.Session()
+        assert linked.get(c.login_link("org-r"), allow_redirects=False, timeout=10).status_code == 303
+        store = Store(db)
+        try:
+            assert store.revoke_key(key_id) == 1
+        finally:
+            store.close()
+        page = session.get(c.url + "/", allow_redirects=False, timeout=10)
+        assert page.status_code == 303 and page.headers["Location"].startswith("/login")
+        assert linked.get(c.url + "/", allow_redirects=False, timeout=10).status_code == 200  # made by no key
+
+
+def test_logins_end_when_idle_or_old_and_links_after_an_hour() -> None:
+    from huggingplace.collector._logins import IDLE, LIFETIME, LINK_LIFETIME, Logins
+
+    now = [1000.0]
+    logins = Logins(clock=lambda: now[0])
+    busy, idle = logins.create("org", "h1"), logins.create("org", "h2")
+    link = logins.mint_link("org")
+    while now[0] + IDLE / 2 - 1000.0 < LIFETIME:  # one is used twice a day, the other never
+        now[0] += IDLE / 2
+        assert logins.get(busy) is not None
+    assert logins.get(idle) is None  # unused for longer than IDLE
+    now[0] = 1000.0 + LIFETIME + 1
+    assert logins.get(busy) is None  # used all along, but older than LIFETIME
+    assert logins.use_link(link) is None  # opened days later
+    fresh = logins.mint_link("org-x")
+    now[0] += LINK_LIFETIME - 1
+    assert logins.use_link(fresh) == "org-x" and logins.use_link(fresh) is None  # once, within the hour

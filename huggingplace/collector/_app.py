@@ -19,6 +19,7 @@ from .._serialize import format_timestamp
 from .._wire import BATCH_HEADER
 from ._ingest import LIMITS, IngestError, normalize_record, parse_body
 from ._live import Follower, Hub, sse, summary
+from ._logins import Logins
 from ._query import FILTERS, QueryError, parse_query
 from ._store import Store
 
@@ -29,7 +30,7 @@ logger = logging.getLogger("huggingplace.collector")
 BATCH_ROUTE = ROUTE + "/batch"
 STORE_KEY: web.AppKey[Store] = web.AppKey("store", Store)
 HUB_KEY: web.AppKey[Hub] = web.AppKey("hub", Hub)
-LOGINS_KEY: web.AppKey[dict[str, str]] = web.AppKey("logins", dict)  # viewer cookie token -> org
+LOGINS_KEY: web.AppKey[Logins] = web.AppKey("logins", Logins)  # viewer cookie tokens and one-time links
 COOKIE = "hp_viewer"
 KEEPALIVE_SECONDS = 15.0
 _EXECUTOR: web.AppKey[ThreadPoolExecutor] = web.AppKey("executor", ThreadPoolExecutor)
@@ -54,7 +55,13 @@ async def request_org(request: web.Request) -> Optional[str]:
     if request.headers.get("Authorization"):
         return await _org(request)
     token = request.cookies.get(COOKIE)
-    return request.app[LOGINS_KEY].get(token) if token else None
+    login = request.app[LOGINS_KEY].get(token) if token else None
+    if login is None:
+        return None
+    if login.key_hash is not None and await _db(request, request.app[STORE_KEY].org_for_hash, login.key_hash) is None:
+        request.app[LOGINS_KEY].end(token or "")  # its key was revoked: so is the login
+        return None
+    return login.org
 
 
 async def _reader_org(request: web.Request) -> str:
@@ -318,7 +325,7 @@ def create_app(store: Store) -> web.Application:
     app = web.Application(client_max_size=LIMITS["body_bytes"] + 1024, middlewares=[_server_timing, _json_errors])
     app[STORE_KEY] = store
     app[HUB_KEY] = Hub()
-    app[LOGINS_KEY] = {}
+    app[LOGINS_KEY] = Logins()
     app[_EXECUTOR] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="huggingplace-collector-db")
     app.router.add_post(ROUTE, store_one)
     app.router.add_post(BATCH_ROUTE, store_batch)

@@ -269,6 +269,11 @@ class Store:
             (hash_key(key), org_id, label, _now()),
         )
 
+    def org_for_hash(self, key_hash: str) -> Optional[str]:
+        """The org of a key by its hash (a viewer login checks that its key still exists)."""
+        row = self._db.execute("SELECT org_id FROM api_keys WHERE key_hash = ?", (key_hash,)).fetchone()
+        return None if row is None else str(row["org_id"])
+
     def org_for_key(self, key: str) -> Optional[str]:
         row = self._db.execute("SELECT org_id FROM api_keys WHERE key_hash = ?", (hash_key(key),)).fetchone()
         return None if row is None else str(row["org_id"])

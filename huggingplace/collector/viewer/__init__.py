@@ -12,7 +12,6 @@ what to install. Pages are org-scoped by the same keys: a login form (or a one-t
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Optional
 from urllib.parse import urlencode
@@ -22,12 +21,13 @@ from aiohttp import web
 from ..._models import utcnow
 from ..._serialize import format_timestamp
 from .._app import COOKIE, LOGINS_KEY, RECORD_PARAMS, SESSION_PARAMS, STORE_KEY, db, request_org
+from .._logins import LIFETIME
 from .._query import SORTS, WINDOWS, Query, QueryError, parse_query
+from .._store import hash_key
 
-__all__ = ["install", "available", "mint_login_link", "ONE_TIME_KEY"]
+__all__ = ["install", "available", "mint_login_link"]
 
 HERE = Path(__file__).parent
-ONE_TIME_KEY: web.AppKey[dict[str, str]] = web.AppKey("one_time_logins", dict)
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 MISSING = "The viewer needs its extra: pip install 'huggingplace[viewer]' (Jinja2, aiohttp-jinja2).\n"
@@ -43,10 +43,9 @@ def available() -> bool:
 
 
 def mint_login_link(app: web.Application, org: str) -> str:
-    """A path that logs a browser into ``org`` once (printed by ``serve`` on loopback)."""
-    token = secrets.token_urlsafe(24)
-    app[ONE_TIME_KEY][token] = org
-    return f"/login/{token}"
+    """A path that logs a browser into ``org`` once, within an hour (printed by ``serve`` on
+    loopback)."""
+    return f"/login/{app[LOGINS_KEY].mint_link(org)}"
 
 
 @web.middleware
@@ -65,7 +64,6 @@ async def _headers(
 def install(app: web.Application) -> None:
     """Add the viewer's pages to the collector's app (or a page saying what to install)."""
     app.middlewares.append(_headers)
-    app[ONE_TIME_KEY] = {}
     if not available():
         async def missing(request: web.Request) -> web.Response:
             return web.Response(status=501, text=MISSING)
@@ -242,11 +240,11 @@ def _safe_next(value: Optional[str]) -> str:
     return value
 
 
-def _logged_in(request: web.Request, org: str, target: str) -> web.Response:
-    token = secrets.token_urlsafe(32)
-    request.app[LOGINS_KEY][token] = org
+def _logged_in(request: web.Request, org: str, key_hash: Optional[str], target: str) -> web.Response:
+    token = request.app[LOGINS_KEY].create(org, key_hash)
     response = web.Response(status=303, headers={"Location": _safe_next(target)})
-    response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/", secure=request.secure)
+    response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/", secure=request.secure,
+                        max_age=int(LIFETIME))
     return response
 
 
@@ -262,21 +260,22 @@ async def login(request: web.Request) -> web.Response:
     if org is None:
         return _render("login.html", request, {"problem": "That key is not known to this collector.",
                                                "next": target}, status=401)
-    return _logged_in(request, org, target)
+    return _logged_in(request, org, hash_key(key), target)
 
 
 async def login_link(request: web.Request) -> web.Response:
-    org = request.app[ONE_TIME_KEY].pop(request.match_info["token"], None)
+    org = request.app[LOGINS_KEY].use_link(request.match_info["token"])
     if org is None:
-        return _render("login.html", request, {"problem": "That login link was used already or is unknown; "
-                                               "paste a key instead.", "next": "/"}, status=401)
-    return _logged_in(request, org, "/")
+        return _render("login.html", request, {"problem": "That login link was used already, expired (links last "
+                                               "an hour) or is unknown; paste a key instead.", "next": "/"},
+                       status=401)
+    return _logged_in(request, org, None, "/")
 
 
 async def logout(request: web.Request) -> web.Response:
     token = request.cookies.get(COOKIE)
     if token:
-        request.app[LOGINS_KEY].pop(token, None)
+        request.app[LOGINS_KEY].end(token)
     response = web.Response(status=303, headers={"Location": "/login"})
     response.del_cookie(COOKIE, path="/")
     return response
