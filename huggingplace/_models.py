@@ -69,7 +69,12 @@ class ErrorInfo:
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> ErrorInfo:
-        return cls(type=type(exc).__name__, message=str(exc))
+        """Never raises: an exception whose ``str()`` fails is described by its type."""
+        try:
+            message = str(exc)
+        except Exception:
+            message = f"<{type(exc).__name__}: str() failed>"
+        return cls(type=type(exc).__name__, message=message if isinstance(message, str) else "")
 
 
 @attrs.frozen(kw_only=True)
@@ -183,7 +188,7 @@ class LogRecord:
             if checked is not None:
                 try:
                     checked[0](None, checked[1], value)
-                except (TypeError, ValueError) as exc:
+                except Exception as exc:  # a refusal; or its message failed on the value's repr
                     raise InvalidField(name, exc) from exc
         return cls(**values)
 

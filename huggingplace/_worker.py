@@ -274,6 +274,11 @@ class Worker:
                             item.record = None
                             p.settle(1)
                             continue
+                        except Exception as exc:  # as on the caller's thread: counted, never raised
+                            swallow("building a record", exc, stats=p.stats, count="invalid_input")
+                            item.record = None
+                            p.settle(1)
+                            continue
                     body = p.processor.body(to_payload(record, p.options))
                     if body is None:
                         item.record = None

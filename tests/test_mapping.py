@@ -264,3 +264,17 @@ def test_payload_is_pure() -> None:
 
     record = build_record(normalize({"user_prompt": "q", "response": "a", "session_id": "s"}))
     assert to_payload(record, OPTIONS) == to_payload(record, OPTIONS)
+
+
+@pytest.mark.parametrize("field", sorted(__import__("huggingplace._fields", fromlist=["BY_NAME"]).BY_NAME))
+def test_an_object_whose_str_and_repr_raise_is_a_validation_error_in_any_field(field: str) -> None:
+    """Validators build their messages from the value's repr: when that raises, the caller still
+    gets a ValidationError naming the field (or the record is accepted), never another error."""
+    from .strategies import _Hostile
+
+    hp = HuggingPlace(api_key="hp_test_key_123456", org_id="org", transport=MemoryTransport())
+    fields = {"user_prompt": "q", "response": "a", field: _Hostile()}
+    try:
+        hp.log(**fields)
+    except ValidationError as exc:
+        assert exc.field == field

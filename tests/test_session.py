@@ -322,3 +322,19 @@ def test_trace_reads_a_provider_response_returned_by_the_function() -> None:
     body = t.payloads[0]
     assert (body["ai_response"], body["llm_model"], body["token_count"]) == (
         "Blue light scatters.", "gemini-2.5-flash", 9)
+
+
+def test_an_exception_whose_str_raises_still_propagates_from_a_step_and_is_logged() -> None:
+    class Opaque(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no str")
+
+    hp, t = _sync()
+    with hp.start_session("s-opaque") as s:
+        with pytest.raises(Opaque):
+            with s.step("call"):
+                raise Opaque()
+        s.log(user_prompt="q", response="a")
+    step = t.payloads[0]["step_data"][0]
+    assert step["status"] == "error" and step["error"]["type"] == "Opaque"
+    assert step["error"]["message"] == "<Opaque: str() failed>"
