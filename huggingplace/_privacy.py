@@ -184,7 +184,8 @@ class Processor:
                     del payload[field]
                 cut[field] = original
                 payload.setdefault("metaData", {})["truncated"] = dict(cut)
-                size = _size(payload)
+                body = dumps(payload)
+                size = len(body)
         while size > self.config.max_record_bytes:
             longest = max(CONTENT_FIELDS, key=lambda f: len(payload.get(f) or ""))
             text = payload.get(longest) or ""
@@ -193,8 +194,9 @@ class Processor:
             cut.setdefault(longest, len(text))
             payload[longest] = _truncate(text, max(0, len(text) - (size - self.config.max_record_bytes) - 64))
             payload.setdefault("metaData", {})["truncated"] = dict(cut)
-            size = _size(payload)
-        return dumps(payload)
+            body = dumps(payload)
+            size = len(body)
+        return body
 
 
 def _walk_steps(steps: Any) -> list[dict[str, Any]]:

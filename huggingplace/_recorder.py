@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import attrs
 
-from ._context import current_scope
+from ._context import Scope, current_scope
 from ._exceptions import HuggingPlaceError, ValidationError
 from ._internal import swallow
 from ._mapping import Draft, build_record, merge_defaults, normalize
@@ -81,10 +81,11 @@ class Recorder:
             fields = {**fields, **normalize(kwargs, where=where)}
         return fields
 
-    def fields(
+    def _fields(
         self,
         args: tuple[Mapping[str, Any], ...],
         kwargs: Mapping[str, Any],
+        context: Optional[Scope],
         *,
         session: Session[Any] | None = None,
         fields: Fields | None = None,
@@ -95,7 +96,6 @@ class Recorder:
         caller's own, then the steps timed for it; ``measured_ms`` is the ``response_time``
         unless given."""
         given = fields if fields is not None else self.normalize(args, kwargs, where="log()")
-        context = current_scope()
         defaults: Fields = dict(context.fields) if context is not None else {}
         scope = session or current_session()
         if scope is not None and scope._recorder is self:
@@ -119,7 +119,7 @@ class Recorder:
             self.stats.drop("not_tracked")
             return LogResult(event_id="", dropped="not_tracked")
         try:
-            fields = self.fields(args, kwargs, **extra)
+            fields = self._fields(args, kwargs, scope, **extra)
             accepted: Accepted = Draft(fields) if self.defer else build_record(fields)
             given = fields.get("session_id")
             if not self.processor.keep(given[1] if given is not None and isinstance(given[1], str) else None):

@@ -255,48 +255,34 @@ class Worker:
 
     # ==== encoding ==============================================================================
     def prepare(self, items: list[Item]) -> list[Item]:
-        """Encode records (privacy processing included) one by one: one that fails is rejected
-        and counted alone; one that ``before_send`` dropped is settled (it counted the drop)."""
-        p = self.p
+        """Encode records (privacy processing included) one by one: one that fails is refused
+        and counted alone; one refused or dropped (``before_send``) is settled, not kept."""
         kept: list[Item] = []
         on_worker = self.thread is not None and threading.get_ident() == self.thread.ident
         for n, item in enumerate(items):
             if item.body is None:
                 if on_worker and n % 8 == 7:  # hand the GIL to the app's threads now and then (each
                     time.sleep(0)  # record is ~50 µs): a batch never holds it for milliseconds
-                try:
-                    record = item.record
-                    if isinstance(record, Draft):  # background mode validates here, off the caller
-                        try:
-                            record = record.build()
-                        except ValidationError as exc:
-                            p.reject(exc)
-                            item.record = None
-                            p.settle(1)
-                            continue
-                        except Exception as exc:  # as on the caller's thread: counted, never raised
-                            swallow("building a record", exc, stats=p.stats, count="invalid_input")
-                            item.record = None
-                            p.settle(1)
-                            continue
-                    body = p.processor.body(to_payload(record, p.options))
-                    if body is None:
-                        item.record = None
-                        p.settle(1)
-                        continue
-                    item.body = body
-                    item.record = None
-                except Exception as exc:
-                    p.stats.add("rejected")
-                    logger.warning(
-                        "record %s could not be encoded (%s) and was rejected (counted)", item.event_id,
-                        type(exc).__name__,
-                    )
-                    item.record = None
-                    p.settle(1)
+                item.body, item.record = self._encode(item.record), None
+                if item.body is None:
+                    self.p.settle(1)
                     continue
             kept.append(item)
         return kept
+
+    def _encode(self, record: Any) -> Optional[bytes]:
+        """A record's body (a background draft is validated here, off the caller's thread), or
+        None when it was refused or dropped, counted either way."""
+        p = self.p
+        try:
+            if isinstance(record, Draft):
+                record = record.build()
+            return p.processor.body(to_payload(record, p.options))  # None: before_send dropped it
+        except ValidationError as exc:
+            p.reject(exc)
+        except Exception as exc:  # as on the caller's thread: counted, never raised into the app
+            swallow("encoding a record", exc, stats=p.stats, count="invalid_input")
+        return None
 
     # ==== sending ===============================================================================
     async def _post(self, url: str, body: bytes, event_id: str) -> tuple[Response, Any]:
