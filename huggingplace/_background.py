@@ -96,7 +96,15 @@ class Pipeline:
         # and leave the child waiting on a module lock forever.
         from ._worker import Worker
 
-        self._worker_class = Worker
+        self._worker_class: type[Worker] = Worker
+        if config.sender == "process":
+            from ._sender import Relay, can_relay
+
+            why = can_relay(self)
+            if why is None:
+                self._worker_class = Relay
+            else:
+                logger.info("sender='process' is not used: %s; delivering from a thread", why)
         if transport is None:
             from .transports.aio import AiohttpTransport
 
@@ -119,6 +127,7 @@ class Pipeline:
         self._settle_lock = threading.Lock()
         self.changed = threading.Condition(threading.RLock())
         self.flush_gen = 0
+        self.flush_deadline = 0.0
         self.stopping = False
         self.stop_deadline = float("inf")
         self.closed = False
@@ -160,9 +169,12 @@ class Pipeline:
     def submit(self, record: LogRecord | Draft) -> bool:
         """Queue one record (or a draft, validated on the worker); False when it could not be
         accepted (counted)."""
-        item = Item(record.event_id, _estimate(record), record)
+        return self.submit_item(Item(record.event_id, _estimate(record), record))
+
+    def submit_item(self, item: Item) -> bool:
+        """Queue one item: a record or draft, or (handed over by another process) a body."""
         # durable: encoded (and redacted) here, so the disk never holds raw content
-        if self.config.durable and not self._write_ahead(item):
+        if self.config.durable and item.body is None and not self._write_ahead(item):
             return True  # before_send dropped it (counted)
         verdict = self.batcher.offer(item)
         if verdict == ACCEPTED:
@@ -240,6 +252,7 @@ class Pipeline:
         """Deliver everything this client holds, in memory and in its spool, within ``timeout``;
         returns early, with ``endpoint_down``, once the endpoint is known not to answer."""
         deadline = time.monotonic() + max(0.0, timeout)
+        self.flush_deadline = deadline
         self.flush_gen += 1
         gen = self.flush_gen
         if not self._ensure_worker():
@@ -311,6 +324,9 @@ class Pipeline:
         """In a forked child: fresh queue, worker and counters; the parent's records stay the
         parent's. Returns the parent's worker, which the child must keep but never use."""
         old = self.worker
+        release = getattr(old, "after_fork", None)
+        if release is not None:  # a sender process's pipes: the parent's, not this child's
+            release()
         self.stats.reset()
         self.spool.reset_lock()
         was_closed = self.closed

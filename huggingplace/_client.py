@@ -70,6 +70,7 @@ class _BaseClient:
         exit_timeout: Optional[float] = None,
         handle_signals: Optional[bool] = None,
         concurrency: Optional[int] = None,
+        sender: Optional[str] = None,
         transport: Any = None,
     ) -> None:
         if enabled is None:
@@ -90,7 +91,7 @@ class _BaseClient:
         background_config = resolve_background(
             background, durable=durable, spool_dir=spool_dir, max_queue_size=max_queue_size, batch_size=batch_size,
             flush_interval=flush_interval, spool_max_bytes=spool_max_bytes, replay_interval=replay_interval,
-            exit_timeout=exit_timeout, handle_signals=handle_signals, concurrency=concurrency,
+            exit_timeout=exit_timeout, handle_signals=handle_signals, concurrency=concurrency, sender=sender,
         )
         self._policy = RetryPolicy(
             max_retries=self._options.max_retries,

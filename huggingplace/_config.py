@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Callable, Mapping, Optional, TypedDict, Union
+from typing import Any, Callable, Literal, Mapping, Optional, TypedDict, Union
 
 import attrs
 
@@ -69,8 +69,12 @@ class BackgroundConfig:
     exit_timeout: float = 3.0  #: the exit deadline: sending at exit / on SIGTERM stops after it
     handle_signals: bool = True  #: chain a bounded flush onto SIGTERM / SIGINT (see docs/hosts/index.md)
     use_batch_route: bool = True
+    #: where delivery runs: "thread" (a thread of this process) or "process" (a sender process
+    #: at a lower priority; see docs/background.md)
+    sender: str = "thread"
 
 
+SENDERS = ("thread", "process")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -100,6 +104,7 @@ def resolve_background(
     exit_timeout: float | None = None,
     handle_signals: bool | None = None,
     concurrency: int | None = None,
+    sender: str | None = None,
 ) -> BackgroundConfig | None:
     """The background configuration, or None for a foreground client."""
     if background is None:
@@ -132,6 +137,13 @@ def resolve_background(
         raise ConfigurationError("concurrency must be at least 1 (requests in flight at once)")
     if spool_dir is not None:
         values["spool_dir"] = os.fspath(spool_dir)
+    where = "the sender= argument"
+    if sender is None:
+        sender, where = _env(os.environ, "HUGGINGPLACE_SENDER"), "HUGGINGPLACE_SENDER"
+    if sender is not None:
+        if sender not in SENDERS:
+            raise ConfigurationError(f"sender must be one of {', '.join(SENDERS)} (from {where}), got {sender!r}")
+        values["sender"] = sender
     return BackgroundConfig(**values)  # type: ignore[arg-type]
 
 
@@ -294,3 +306,4 @@ class ClientOptions(TypedDict, total=False):
     exit_timeout: float
     handle_signals: bool
     concurrency: int
+    sender: Literal["thread", "process"]

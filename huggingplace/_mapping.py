@@ -382,7 +382,8 @@ def _snapshot(value: Any, depth: int = 16) -> Any:
         return value
     if kind is dict:
         return {k: _snapshot(v, depth - 1) if type(v) in _CONTAINERS else v for k, v in value.items()}
-    return kind(_snapshot(v, depth - 1) if type(v) in _CONTAINERS else v for v in value)
+    copied = [_snapshot(v, depth - 1) if type(v) in _CONTAINERS else v for v in value]
+    return copied if kind is list else kind(copied)
 
 
 class Draft:
@@ -413,6 +414,14 @@ class Draft:
         prompt, response = fields.get("user_prompt"), fields.get("response")
         self.size = (512 + (len(prompt[1]) if prompt is not None and isinstance(prompt[1], str) else 0)
                      + (len(response[1]) if response is not None and isinstance(response[1], str) else 0))
+
+    @classmethod
+    def restore(cls, items: tuple[Any, ...], spelled: dict[str, str] | None, event_id: str, size: int,
+                at: float | None) -> Draft:
+        """A draft from its parts (another process's, handed over by ``_sender``)."""
+        draft = cls.__new__(cls)
+        draft.items, draft.spelled, draft.event_id, draft.size, draft.at = items, spelled, event_id, size, at
+        return draft
 
     def build(self) -> LogRecord:
         """The validated record (raises :class:`ValidationError` naming the field as the caller

@@ -90,12 +90,14 @@ class TokenUsage:
         return self.prompt_tokens + self.completion_tokens
 
 
-@attrs.define(kw_only=True, eq=False)
+@attrs.define(kw_only=True, eq=False, on_setattr=attrs.setters.NO_OP)
 class Step:
     """One timed stage of a request (retrieve, generate, a tool call), possibly with nested steps.
 
     Created and timed by ``Session.step()`` / ``Trace.step()``; its durations come from
     ``perf_counter_ns`` and its ``started_at`` / ``ended_at`` from the UTC wall clock.
+    Constructing one validates every field; setting one later does not (timing a step sets
+    four, on the request's path), so :meth:`set` is the checked way to change a field.
     """
 
     name: str = attrs.field(validator=_str)
@@ -115,6 +117,28 @@ class Step:
     output_tokens: Optional[int] = attrs.field(default=None, validator=_opt(_count()))
     _start_ns: Optional[int] = attrs.field(default=None, alias="_start_ns", repr=False)
 
+    @classmethod
+    def timed(cls, name: str) -> Step:
+        """A new step to time, named ``name`` (a non-empty string, checked by the caller), with
+        every other field at its default: built without the validators ``__init__`` runs on
+        those defaults (this is on the request's path; a test keeps it equal to ``Step(name=)``)."""
+        step = cls.__new__(cls)
+        step.name = name
+        step.type = step.started_at = step.ended_at = step.time_ms = step.error = None
+        step.user_question = step.prompt_response = step.llm_model = None
+        step.token = step.input_tokens = step.output_tokens = step._start_ns = None
+        step.status = "ok"
+        step.metadata = {}
+        step.steps = []
+        return step
+
+    def set(self, name: str, value: Any) -> None:
+        """Set one field, checked by the field's validator (``TypeError``/``ValueError``)."""
+        validator = _STEP_VALIDATORS.get(name)
+        if validator is not None:
+            validator(self, _STEP_FIELDS[name], value)
+        setattr(self, name, value)
+
     def start(self) -> None:
         self.started_at = utcnow()
         self._start_ns = time.perf_counter_ns()
@@ -128,6 +152,11 @@ class Step:
             self.status = "error"
             self.error = ErrorInfo.from_exception(exc)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its values in field order (a sender process receives steps by the
+        thousand; attrs' own state dict costs twice as much)."""
+        return _step_from, tuple(getattr(self, name) for name in _STEP_NAMES)
+
     @property
     def start_ns(self) -> Optional[int]:
         """``perf_counter_ns()`` when the step started; for durations only."""
@@ -137,6 +166,19 @@ class Step:
     def finished(self) -> bool:
         return self.ended_at is not None
 
+
+_STEP_FIELDS = attrs.fields_dict(Step)
+_STEP_NAMES = tuple(_STEP_FIELDS)
+
+
+def _step_from(*values: Any) -> Step:
+    """A step from :meth:`Step.__reduce__`'s values (checked when it was made)."""
+    step = Step.__new__(Step)
+    for name, value in zip(_STEP_NAMES, values):
+        setattr(step, name, value)
+    return step
+
+_STEP_VALIDATORS = {a.name: a.validator for a in attrs.fields(Step) if a.validator is not None}
 
 StepLike = Union[Step, Mapping[str, Any]]
 

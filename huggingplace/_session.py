@@ -116,7 +116,7 @@ def _update_step(step: Step, fields: Mapping[str, Any]) -> None:
                 step.error = value if isinstance(value, ErrorInfo) else ErrorInfo(type="Error", message=str(value))
                 step.status = "error"
             else:
-                setattr(step, name, value)
+                step.set(name, value)
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"step field `{key}` is invalid: {exc}", field=key) from None
 
@@ -131,8 +131,11 @@ class _StepOwner:
         """A timed block: ``with owner.step("retrieve", type="retrieval") as st: ...``."""
         if not isinstance(name, str) or not name:
             raise ValidationError(f"step name must be a non-empty string, got {name!r}", field="name")
-        step = Step(name=name)
-        _update_step(step, {"type": type, **fields})
+        step = Step.timed(name)
+        if type is not None:
+            _update_step(step, {"type": type, **fields} if fields else {"type": type})
+        elif fields:
+            _update_step(step, fields)
         return StepTimer(self, step)
 
     def _add_step(self, step: Step) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -12,21 +13,26 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from huggingplace import AsyncHuggingPlace, HuggingPlace
 from huggingplace.collector import Collector
 
 from .background_helpers import bg_client, fast
 from .conftest import KEY
 
+SENDERS = pytest.mark.parametrize("sender", ["thread", "process"])
 
-def _opts(url: str, tmp_path: Path) -> dict[str, object]:
+
+def _opts(url: str, tmp_path: Path, sender: str = "thread") -> dict[str, object]:
     return {"api_key": KEY, "org_id": "org-a", "base_url": url, "background": True,
-            "spool_dir": str(tmp_path / "spool")}
+            "spool_dir": str(tmp_path / "spool"), "sender": sender}
 
 
-def test_sync_close_twice_inside_and_after_with(tmp_path: Path) -> None:
+@SENDERS
+def test_sync_close_twice_inside_and_after_with(tmp_path: Path, sender: str) -> None:
     with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
-        with HuggingPlace(**_opts(c.url, tmp_path)) as hp:  # type: ignore[arg-type]
+        with HuggingPlace(**_opts(c.url, tmp_path, sender)) as hp:  # type: ignore[arg-type]
             hp.log(user_prompt="q", response="a")
             first = hp.close()
             start = time.monotonic()
@@ -36,9 +42,10 @@ def test_sync_close_twice_inside_and_after_with(tmp_path: Path) -> None:
         assert first.sent == 1 and first.complete
 
 
-def test_async_close_twice_with_async_with(tmp_path: Path) -> None:
+@SENDERS
+def test_async_close_twice_with_async_with(tmp_path: Path, sender: str) -> None:
     async def main(url: str) -> tuple[object, object]:
-        async with fast(AsyncHuggingPlace(**_opts(url, tmp_path))) as hp:  # type: ignore[arg-type]
+        async with fast(AsyncHuggingPlace(**_opts(url, tmp_path, sender))) as hp:  # type: ignore[arg-type]
             await hp.log(user_prompt="q", response="a")
             a = await hp.close()
             b = await hp.close()
@@ -50,9 +57,10 @@ def test_async_close_twice_with_async_with(tmp_path: Path) -> None:
     assert a == b and a.sent == 1  # type: ignore[attr-defined]
 
 
-def test_close_from_many_threads_at_once(tmp_path: Path) -> None:
+@SENDERS
+def test_close_from_many_threads_at_once(tmp_path: Path, sender: str) -> None:
     with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
-        hp = bg_client(c.url, tmp_path / "spool")
+        hp = bg_client(c.url, tmp_path / "spool", sender=sender)
         for i in range(200):
             hp.log(user_prompt=f"q{i}", response="a")
         results: list[object] = []
@@ -65,14 +73,15 @@ def test_close_from_many_threads_at_once(tmp_path: Path) -> None:
     assert len(results) == 8 and all(r.sent == 200 and r.pending == 0 for r in results)  # type: ignore[attr-defined]
 
 
-def _run(code: str, url: str, tmp_path: Path, *, wait: bool = True) -> subprocess.Popen[str]:
+def _run(code: str, url: str, tmp_path: Path, *, wait: bool = True, sender: str = "thread") -> subprocess.Popen[str]:
     env = {"HUGGINGPLACE_API_KEY": KEY, "HUGGINGPLACE_ORG_ID": "org-a", "HUGGINGPLACE_BASE_URL": url,
-           "HUGGINGPLACE_SPOOL_DIR": str(tmp_path / "spool"), "PATH": "/usr/bin:/bin"}
+           "HUGGINGPLACE_SPOOL_DIR": str(tmp_path / "spool"), "PATH": "/usr/bin:/bin", "HUGGINGPLACE_SENDER": sender}
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
-def test_close_twice_in_a_forked_child(tmp_path: Path) -> None:
+@SENDERS
+def test_close_twice_in_a_forked_child(tmp_path: Path, sender: str) -> None:
     code = """
         import json, os
         from huggingplace import HuggingPlace
@@ -88,10 +97,13 @@ def test_close_twice_in_a_forked_child(tmp_path: Path) -> None:
         hp.close(5)
     """
     with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
-        proc = _run(code, c.url, tmp_path)
+        proc = _run(code, c.url, tmp_path, sender=sender)
         out, err = proc.communicate(timeout=60)
+        with sqlite3.connect(c.db_path) as conn:
+            stored = sorted(row[0] for row in conn.execute("SELECT user_prompt FROM chat"))
     assert proc.returncode == 0, err
     assert json.loads(out) == [1, 1, True]  # the child sent its own record, not the parent's
+    assert stored == ["child", "parent"] and err == ""
 
 
 def test_a_host_handler_is_chained_and_called_last(tmp_path: Path) -> None:

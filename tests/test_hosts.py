@@ -115,16 +115,19 @@ SCRIPT = """
 """
 
 
+@pytest.mark.parametrize("sender", ["thread", "process"])
 @pytest.mark.parametrize("kind", ["sync", "async"])
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
 def test_a_script_that_returns_delivers_everything_at_exit(sink: Collector, tmp_path: Path, kind: str,
-                                                           host: str) -> None:
+                                                           host: str, sender: str) -> None:
     """No close(), no flush(): a script logs 2,000 records and returns; all of them are stored
-    (an IP and a host name, which needs a DNS lookup at exit), nothing is spooled or printed."""
+    (an IP and a host name, which needs a DNS lookup at exit), nothing is spooled or printed;
+    delivered from a thread, or from a sender process."""
     url = sink.url.replace("127.0.0.1", host)
-    tag = f"script-{kind}-{host}"
+    tag = f"script-{kind}-{host}-{sender}"
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(SCRIPT), kind, url, "2000", tag],
-                          env=env_for(sink, tmp_path), capture_output=True, text=True, timeout=60)
+                          env=env_for(sink, tmp_path, HUGGINGPLACE_SENDER=sender), capture_output=True, text=True,
+                          timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert stored(sink, tag) == 2000
     assert left_on_disk(tmp_path) == 0 and not (tmp_path / "spool").exists()

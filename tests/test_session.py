@@ -117,6 +117,27 @@ def test_step_update_validates_fields() -> None:
         s.step("x", llm_modle="m")
 
 
+def test_a_timed_step_is_a_step_built_by_its_constructor() -> None:
+    """``Step.timed`` skips the validators on the request's path: it must still set every field
+    (a new field without a default there would be missing), and setting a field stays checked."""
+    import attrs
+
+    from huggingplace._models import Step
+
+    assert attrs.asdict(Step.timed("retrieve")) == attrs.asdict(Step(name="retrieve"))
+    step = Step.timed("retrieve")
+    for name, bad in [("type", 3), ("status", "fine"), ("token", True), ("output_tokens", -1), ("llm_model", b"m")]:
+        with pytest.raises((TypeError, ValueError), match=name):
+            step.set(name, bad)
+    step.set("status", "error")
+    assert step.status == "error"
+    hp, _ = _sync()
+    with pytest.raises(ValidationError, match="`status`"):
+        hp.start_session("s").step("x", status="maybe")
+    with pytest.raises(ValidationError, match="`type`"):
+        hp.start_session("s").step("x", type=7)
+
+
 def test_trace_block() -> None:
     """The issue's trace snippet: one record when the block ends, response_time its duration."""
     hp, t = _sync()

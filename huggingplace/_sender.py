@@ -1,0 +1,470 @@
+"""Delivery from a process of its own (``sender="process"``).
+
+The app keeps only the queue: a relay thread hands what ``log()`` queued to a sender process
+(``python -m huggingplace._sender``) a few hundred records per message, and mirrors back what
+the sender reports (counters, records settled, flushes done). The sender runs an ordinary
+background pipeline, so validation, redaction, encoding, HTTP, retries and the spool all cost
+the sender's CPU and GIL, not the app's, and at a lower scheduling priority: while the app keeps
+the cores busy, delivery waits (in the sender's bounded queue, then its spool) instead of
+slowing requests.
+
+Records keep the guarantees of the thread worker. If the sender cannot start or dies, the relay
+turns into that worker in place; records the dead sender held are counted (``sender_lost``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import threading
+import time
+from typing import IO, TYPE_CHECKING, Any, Optional
+
+from . import _internal
+from ._batcher import Item
+from ._internal import swallow
+from ._mapping import Draft
+from ._worker import Worker
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._background import Pipeline
+
+__all__ = ["Relay", "SENDER_NICE", "can_relay"]
+
+logger = logging.getLogger("huggingplace")
+
+SENDER_NICE = 10  #: how much lower the sender's scheduling priority is than the app's
+START_TIMEOUT = 15.0  #: how long the sender may take to start (an import of aiohttp on a busy host)
+_MESSAGE = 64  #: records per message: pickling holds the app's GIL, so in slices of ~0.3 ms
+_CYCLE = 0.05  #: how often the relay hands records over (a short GIL hold each time)
+_HEADER = struct.Struct("!I")
+_COUNTERS = ("sent", "retried", "failed", "rejected", "spooled", "replayed", "redaction_failures")
+
+
+class SenderError(RuntimeError):
+    """An internal error the sender process swallowed (its type name; never its message)."""
+
+
+def write_message(stream: IO[bytes], message: Any) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def read_message(stream: IO[bytes]) -> Any:
+    """The next message, or None at the end of the stream."""
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    (size,) = _HEADER.unpack(header)
+    data = stream.read(size)
+    if len(data) < size:
+        return None
+    return pickle.loads(data)
+
+
+def can_relay(pipeline: Pipeline) -> Optional[str]:
+    """Why this pipeline must deliver from a thread instead (None: it can use a sender)."""
+    if pipeline.transport is not None:
+        return "a transport was given (it lives in this process)"
+    if pipeline.config.durable:
+        return "durable=True writes ahead from this process"
+    if not sys.executable:
+        return "no Python executable to start"
+    try:
+        pickle.dumps(pipeline.processor.config)
+    except Exception:  # a before_send or redaction callable that cannot travel
+        return "before_send or a redaction callable cannot be sent to another process"
+    return None
+
+
+def _entry(item: Item) -> tuple[Any, ...]:
+    record = item.record
+    if isinstance(record, Draft):
+        return ("d", record.items, record.spelled, record.event_id, record.size, record.at)
+    return ("b", item.event_id, item.body)
+
+
+class Relay(Worker):
+    """The app's side of a sender process; the thread worker itself when there is none."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        super().__init__(pipeline)
+        self.proc: Optional[subprocess.Popen[bytes]] = None
+        self.in_process = False  # True once this relay has turned into the thread worker
+        self._event = threading.Event()
+        self._closed_remote = threading.Event()
+        self._write_lock = threading.Lock()
+        self._asked = 0  # the last flush generation asked of the sender
+        self.handed = 0  # records handed to the sender
+        self.remote_settled = 0  # ... of which the sender reported settled
+        self._seen: dict[str, int] = {}  # the sender's counters as last mirrored
+        self._lost_lock = threading.Lock()
+        self._inherited: Any = None  # a forked child's copy of the parent's sender, never used
+
+    # ==== what the pipeline calls ===============================================================
+    def wake(self) -> None:
+        if self.in_process:
+            super().wake()
+        else:
+            self._event.set()
+
+    def cancel(self) -> None:
+        if self.in_process:
+            super().cancel()
+        else:
+            self._closed_remote.set()
+            self._event.set()
+
+    def run_inline(self) -> None:
+        """No thread can start (interpreter shutdown): deliver from this thread, in process."""
+        self.in_process = True
+        super().run_inline()
+
+    def _run(self) -> None:
+        if self.in_process or self.p.closed or not self._relay():  # after close(): a short look, here
+            self.in_process = True
+            self._kill()
+            super()._run()  # the thread worker, on this thread, with whatever is still held
+            return
+        self._finish()
+        self.p.running = False
+        self.stopped.set()
+        self.p.notify()
+
+    def _finish(self) -> None:
+        """The sender said it is done: end its input and reap it (it exits on its own)."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait(1.0)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            pass
+
+    def after_fork(self) -> None:
+        """In a forked child: close its copies of the parent's pipes, so the parent's sender
+        still sees the end of its input when the parent exits."""
+        proc, self.proc = self.proc, None
+        self._inherited = proc  # kept: its file objects must never close these numbers again
+        for stream in (proc.stdin, proc.stdout) if proc is not None else ():
+            try:
+                if stream is not None:
+                    os.close(stream.fileno())
+            except (OSError, ValueError):
+                pass
+
+    # ==== the relay =============================================================================
+    def _relay(self) -> bool:
+        """Hand records to the sender until the pipeline stops; False to fall back in process."""
+        p = self.p
+        try:
+            if not self._spawn():
+                return False
+            while True:
+                self._event.clear()
+                self._hand_over(self._take_all())
+                if p.stopping:
+                    self._close_remote()
+                    return True
+                if p.flush_gen != self._asked:
+                    self._asked = p.flush_gen
+                    self._send(("flush", self._asked, max(0.0, p.flush_deadline - time.monotonic())))
+                if self.proc is None:
+                    return False  # the sender died: the reader counted what it held
+                self._event.wait(min(p.batcher.linger, _CYCLE) or _CYCLE)
+        except (OSError, ValueError, pickle.PicklingError) as exc:  # a broken pipe: the sender is gone
+            self._lost(f"{type(exc).__name__}")
+            return False
+        except Exception as exc:
+            swallow("relay", exc, stats=p.stats)
+            self._lost("an internal error")
+            return False
+
+    def _spawn(self) -> bool:
+        p = self.p
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "huggingplace._sender"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                env=env, start_new_session=True,  # Ctrl-C and a host's group signals reach the app, which closes it
+            )
+        except OSError as exc:
+            p.warn_once("sender", "the sender process could not start (%s); delivering from a thread", exc)
+            return False
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._seen, self.handed, self.remote_settled = {}, 0, 0  # a new sender counts from zero
+        config = _evolve(p.config, sender="thread")
+        self._send(("config", p.options, config, p.processor.config, p.policy))
+        ready = self._read()
+        if not (isinstance(ready, tuple) and ready[0] == "ready"):
+            p.warn_once("sender", "the sender process did not start; delivering from a thread")
+            return False
+        threading.Thread(target=self._reader, name="huggingplace-relay-reader", daemon=True).start()
+        return True
+
+    def _take_all(self) -> list[Item]:
+        """Everything waiting here: held, queued, and the overflow lane (the sender has room)."""
+        batcher = self.p.batcher
+        items = list(self.held)
+        self.held.clear()
+        items.extend(batcher.take(limit=batcher.queued + 1))
+        items.extend(batcher.take_overflow(batcher.max_overflow + 1))
+        return items
+
+    def _hand_over(self, items: list[Item]) -> None:
+        if any(i.body is None and not isinstance(i.record, Draft) for i in items):  # a built record
+            self.prepare([i for i in items if i.body is None and not isinstance(i.record, Draft)])
+            items = [i for i in items if i.body is not None or isinstance(i.record, Draft)]  # less the refused
+        for start in range(0, len(items), _MESSAGE):
+            chunk = items[start: start + _MESSAGE]
+            try:
+                entries = [_entry(i) for i in chunk]
+                message = pickle.dumps(("records", entries), protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # a value that cannot travel: those records are encoded here
+                entries = self._one_by_one(chunk)
+                message = pickle.dumps(("records", entries), protocol=pickle.HIGHEST_PROTOCOL)
+                if len(entries) < len(chunk):  # settled here already (refused, counted)
+                    chunk = [i for i in chunk if i.body is not None or isinstance(i.record, Draft)]
+            try:
+                self._send_raw(message)
+            except BaseException:  # not handed: still this process's to deliver
+                self.held.extendleft(reversed(items[start:]))
+                raise
+            self.handed += len(chunk)
+
+    def _one_by_one(self, items: list[Item]) -> list[tuple[Any, ...]]:
+        entries: list[tuple[Any, ...]] = []
+        for item in items:
+            try:
+                entry = _entry(item)
+                pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:
+                kept = self.prepare([item])  # settled (counted) when it cannot be encoded either
+                if not kept:
+                    continue
+                entry = _entry(kept[0])
+            entries.append(entry)
+        return entries
+
+    def _close_remote(self) -> None:
+        p = self.p
+        self._send(("close", max(0.0, p.stop_deadline - time.monotonic())))
+        # the sender answers once it has sent or spooled everything; close() cancels this wait
+        # when its own deadline passes (and this bound covers a close that never comes)
+        self._closed_remote.wait(max(1.0, p.stop_deadline - time.monotonic()) + p.config.exit_timeout)
+
+    def _send(self, message: Any) -> None:
+        self._send_raw(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def _send_raw(self, data: bytes) -> None:
+        proc = self.proc
+        if proc is None or proc.stdin is None:
+            raise OSError("the sender is gone")
+        with self._write_lock:
+            proc.stdin.write(_HEADER.pack(len(data)) + data)
+            proc.stdin.flush()
+
+    def _read(self) -> Any:
+        proc = self.proc
+        return None if proc is None or proc.stdout is None else read_message(proc.stdout)
+
+    # ==== the reader: what the sender reports ===================================================
+    def _reader(self) -> None:
+        try:
+            while True:
+                message = self._read()
+                if message is None:
+                    break
+                self._on(message)
+                if message[0] == "closed":
+                    break
+        except Exception as exc:
+            swallow("relay reader", exc, stats=self.p.stats)
+        finally:
+            if not self._closed_remote.is_set():
+                self._lost("its output ended")
+            self._closed_remote.set()
+            self._event.set()
+            self.p.notify()
+
+    def _on(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "log":
+            logger.log(message[1], "%s", message[2])
+            return
+        if kind == "internal":  # logged and counted there; here only the hooks hear of it
+            for hook in list(_internal.hooks):
+                hook(message[1], SenderError(f"{message[2]} in the sender process"))
+            return
+        if kind in ("stats", "flushed", "closed"):
+            self._mirror(message[1], message[2])
+        if kind == "flushed":
+            gen, down = message[3], message[4]
+            self.down = down
+            if down:
+                self.probe_failed_gen = gen
+            self.looked_gen = gen
+            self.flush_seen = gen
+        if kind == "closed":
+            self._closed_remote.set()
+        self.p.notify()
+
+    def _mirror(self, counters: dict[str, int], settled: int) -> None:
+        stats = self.p.stats
+        for name, value in counters.items():
+            delta = value - self._seen.get(name, 0)
+            if delta:
+                self._seen[name] = value
+                if name.startswith("dropped:"):
+                    stats.drop(name[8:], delta)
+                else:
+                    stats.add(name, delta)
+        if settled > self.remote_settled:
+            self.p.settle(settled - self.remote_settled)
+            self.remote_settled = settled
+
+    def _lost(self, why: str) -> None:
+        """The sender is gone: what it held and never reported is counted, once."""
+        with self._lost_lock:
+            if self.proc is None:
+                return
+            self._kill()
+            lost = self.handed - self.remote_settled
+            self.remote_settled = self.handed
+        if lost > 0:
+            self.p.stats.drop("sender_lost", lost)
+            self.p.settle(lost)
+        logger.error(
+            "the sender process stopped (%s); %d record(s) it held are counted as sender_lost; "
+            "delivering from a thread from now on", why, max(0, lost),
+        )
+
+    def _kill(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except (OSError, ValueError):
+                pass
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _evolve(config: Any, **changes: Any) -> Any:
+    import attrs
+
+    return attrs.evolve(config, **changes)
+
+
+# ==== the sender process ========================================================================
+class _Forward(logging.Handler):
+    """The sender's log lines, handed to the app's logger (its handlers, its format)."""
+
+    def __init__(self, report: Any) -> None:
+        super().__init__(logging.DEBUG)
+        self.report = report
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.report(("log", record.levelno, record.getMessage()))
+        except Exception:  # the app is gone: nothing to tell
+            self.handleError(record)
+
+
+def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
+    """The sender's main: a pipeline fed from ``stdin``, reporting on ``stdout``."""
+    import signal
+
+    from ._background import Pipeline
+    from ._privacy import Processor
+    from ._stats import Stats
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the app decides when to stop
+    try:
+        os.nice(int(os.environ.get("HUGGINGPLACE_SENDER_NICE") or SENDER_NICE))
+    except (OSError, ValueError):  # pragma: no cover - a platform without it
+        pass
+    first = read_message(stdin)
+    if not (isinstance(first, tuple) and first[0] == "config"):
+        return 2
+    _, options, config, privacy, policy = first
+    stats = Stats()
+    pipeline = Pipeline(options, policy, stats, config, Processor(privacy, stats))
+    lock = threading.Lock()
+
+    def report(message: Any) -> None:
+        with lock:
+            write_message(stdout, message)
+
+    def counters() -> tuple[dict[str, int], int]:
+        snap = stats.snapshot()
+        values = {name: getattr(snap, name) for name in _COUNTERS}
+        values.update({f"dropped:{reason}": n for reason, n in snap.dropped.items()})
+        return values, pipeline.settled
+
+    _internal.hooks.append(lambda where, exc: report(("internal", where, type(exc).__name__)))
+    log = logging.getLogger("huggingplace")
+    log.addHandler(_Forward(report))
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    done = threading.Event()
+
+    def reporter() -> None:
+        last: Any = None
+        while not done.wait(0.05):
+            now = counters()
+            if now != last:
+                report(("stats", *now))
+                last = now
+
+    def flush(gen: int, timeout: float) -> None:
+        result = pipeline.flush(timeout)
+        report(("flushed", *counters(), gen, result.endpoint_down))
+
+    threading.Thread(target=reporter, name="huggingplace-sender-reporter", daemon=True).start()
+    report(("ready", os.getpid()))
+    timeout = config.exit_timeout
+    while True:
+        message = read_message(stdin)
+        if message is None:  # the app is gone without closing: close within the exit deadline
+            break
+        kind = message[0]
+        if kind == "records":
+            for entry in message[1]:
+                if entry[0] == "d":
+                    pipeline.submit(Draft.restore(*entry[1:]))
+                else:
+                    pipeline.submit_item(Item(entry[1], len(entry[2]), body=entry[2]))
+        elif kind == "flush":
+            threading.Thread(target=flush, args=message[1:], daemon=True).start()
+        elif kind == "close":
+            timeout = message[1]
+            break
+    pipeline.close(timeout)
+    done.set()
+    try:
+        report(("closed", *counters()))
+    except OSError:
+        pass
+    return 0
+
+
+def main() -> int:
+    """Keep the protocol's stdout to ourselves: anything a library prints goes to stderr."""
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    return serve(sys.stdin.buffer, out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

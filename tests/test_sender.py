@@ -1,0 +1,153 @@
+"""``sender="process"``: delivery from a sender process, against the real collector and real
+servers; what it reports is mirrored in the app, and a sender that dies is counted, not silent."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from huggingplace import ConfigurationError, HuggingPlace, MemoryTransport
+from huggingplace._sender import Relay
+from huggingplace._worker import Worker
+from huggingplace.collector import Collector
+
+from .background_helpers import bg_client, wait_for
+from .conftest import KEY
+from .servers import ScriptedServer
+
+
+def _relay(hp: HuggingPlace) -> Relay:
+    worker = hp._pipeline.worker  # type: ignore[union-attr]
+    assert isinstance(worker, Relay)
+    return worker
+
+
+def _rows(db: str) -> list[sqlite3.Row]:
+    """Each stored record with its steps' names and its metadata."""
+    with sqlite3.connect(db) as conn:
+        conn.row_factory = sqlite3.Row
+        return list(conn.execute(
+            "SELECT c.user_prompt, p.metadata, (SELECT group_concat(step_name) FROM steps s WHERE s.chat_id = c.id) "
+            "AS steps FROM chat c LEFT JOIN prompt_details p ON p.chat_id = c.id ORDER BY c.user_prompt"
+        ))
+
+
+class Unpicklable:
+    """A value pickle refuses (a lock inside) that the SDK still encodes (its attributes)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+
+
+def test_a_sender_process_delivers_sessions_and_reports_back(tmp_path: Path,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="huggingplace")
+    with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
+        hp = bg_client(c.url, tmp_path / "spool", sender="process")
+        for i in range(300):
+            with hp.start_session(f"s{i % 7}") as session:
+                with session.step("retrieve", type="retrieval"):
+                    pass
+                session.log(user_prompt=f"q{i:03d}", response="a", metadata={"odd": Unpicklable()} if i == 5 else None)
+        hp.log(user_prompt=3, response="a")  # refused in the sender: counted and warned here
+        result = hp.flush(30)
+        relay = _relay(hp)
+        assert relay.proc is not None and relay.proc.pid != os.getpid() and relay.proc.poll() is None
+        assert (result.sent, result.rejected, result.pending, result.dropped) == (300, 1, 0, 0)
+        rows = _rows(c.db_path)
+        assert [r["user_prompt"] for r in rows] == [f"q{i:03d}" for i in range(300)]
+        assert all(r["steps"] == "retrieve" for r in rows)
+        assert '"odd":{"lock":"<unlocked _thread.lock' in rows[5]["metadata"]  # encoded here, sent there
+        assert any("field `user_prompt`" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+        stats = hp.stats()
+        assert (stats.sent, stats.rejected) == (300, 1)
+        proc = relay.proc
+        first = hp.close(10)
+        assert hp.close(10) == first and first.sent == 300 and first.complete
+        assert proc.wait(10) == 0  # the sender ended with the app's close
+
+
+def test_the_sender_is_not_used_where_it_cannot_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigurationError, match="sender must be one of thread, process"):
+        HuggingPlace(api_key=KEY, org_id="o", base_url="http://127.0.0.1:9", background=True, sender="fork")
+    monkeypatch.setenv("HUGGINGPLACE_SENDER", "process")
+    from_env = bg_client("http://127.0.0.1:9", tmp_path / "a")
+    assert isinstance(from_env._pipeline.worker, Relay)  # type: ignore[union-attr]
+    for options in ({"transport": MemoryTransport()}, {"durable": True}, {"before_send": lambda p: p}):
+        hp = bg_client("http://127.0.0.1:9", tmp_path / "b", **options)
+        assert type(hp._pipeline.worker) is Worker, options  # type: ignore[union-attr]
+        hp.close(1)
+    from_env.close(1)
+
+
+def test_a_killed_sender_is_counted_and_delivery_goes_on_from_a_thread(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with ScriptedServer(delay=5.0) as server:  # nothing is answered before the kill
+        hp = bg_client(server.url, tmp_path / "spool", sender="process", flush_interval=0.01)
+        for i in range(40):
+            hp.log(user_prompt=f"before-{i}", response="a")
+        relay = _relay(hp)
+        wait_for(lambda: relay.handed == 40 and len(server.requests) > 0, timeout=30)
+        assert relay.proc is not None
+        os.kill(relay.proc.pid, signal.SIGKILL)
+        wait_for(lambda: hp.stats().dropped.get("sender_lost") == 40, timeout=30)
+        assert relay.in_process  # the relay became the thread worker
+        server.delay = 0.0
+        for i in range(10):
+            hp.log(user_prompt=f"after-{i}", response="a")
+        result = hp.close(20)
+    assert (result.sent, result.dropped, result.pending) == (10, 40, 0)
+    stats = hp.stats()
+    assert stats.queued == stats.sent + stats.dropped_total + stats.spooled + stats.rejected
+    assert any("sender_lost" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+
+
+def test_records_a_dead_sender_was_never_handed_are_still_delivered(tmp_path: Path) -> None:
+    """Before any record reaches it, a sender that will not start is no loss: the relay is the
+    thread worker from the start."""
+    with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
+        hp = bg_client(c.url, tmp_path / "spool", sender="process")
+        relay = _relay(hp)
+        relay._spawn = lambda: False  # type: ignore[method-assign]
+        for i in range(25):
+            hp.log(user_prompt=f"q{i}", response="a")
+        result = hp.close(10)
+    assert relay.in_process and (result.sent, result.dropped, result.pending) == (25, 0, 0)
+
+
+def test_the_sender_spools_when_the_endpoint_is_down(tmp_path: Path) -> None:
+    from .servers import closed_port
+
+    hp = bg_client(f"http://127.0.0.1:{closed_port()}", tmp_path / "spool", sender="process")
+    for i in range(50):
+        hp.log(user_prompt=f"q{i}", response="a")
+    result = hp.flush(20)
+    assert result.endpoint_down and result.pending == 0 and result.on_disk == 50 and result.spooled == 50
+    final = hp.close(5)
+    assert final.on_disk == 50 and final.pending == 0
+
+
+def test_an_invalid_value_no_process_can_take_is_refused_here_and_counted(tmp_path: Path) -> None:
+    """A draft that cannot be pickled is built in the app instead; invalid, it is refused and
+    counted there, and the records around it still go through the sender."""
+    class Hostile:
+        def __reduce__(self) -> Any:
+            raise RuntimeError("no pickling")
+
+    with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
+        hp = bg_client(c.url, tmp_path / "spool", sender="process")
+        hp.log(user_prompt="ok-1", response="a")
+        hp.log(user_prompt="bad", response=Hostile())
+        hp.log(user_prompt="ok-2", response="a")
+        result = hp.close(10)
+        assert [r["user_prompt"] for r in _rows(c.db_path)] == ["ok-1", "ok-2"]
+    assert (result.sent, result.rejected, result.dropped, result.pending) == (2, 1, 0, 0)
+    assert not _relay(hp).in_process
