@@ -1,5 +1,5 @@
 """The app bench_app.py serves: one route, a session with two timed steps logged per request
-when HP_LOG=1, nothing logged when HP_LOG=0."""
+when HP_LOG=1 (HUGGINGPLACE_SENDER says from where it is delivered), nothing logged when HP_LOG=0."""
 
 import os
 

@@ -19,7 +19,7 @@ from ._serialize import to_jsonable
 from .providers import Normalized, adapt, as_dict
 from .providers._base import llm_metadata
 
-__all__ = ["normalize", "build_record", "merge_defaults", "step_as_log", "Draft"]
+__all__ = ["normalize", "build_record", "merge_defaults", "merge_into", "step_as_log", "Draft"]
 
 _USAGE_KEYS = {
     "prompt_tokens": "prompt_tokens",
@@ -244,16 +244,23 @@ def merge_defaults(
     defaults: Mapping[str, tuple[str, Any]], given: Mapping[str, tuple[str, Any]]
 ) -> dict[str, tuple[str, Any]]:
     """Session or context defaults under a record's own fields; metadata dicts merge key by key."""
-    merged = dict(defaults)
-    for name, (key, value) in given.items():
+    return merge_into(dict(defaults), given)
+
+
+def merge_into(merged: dict[str, tuple[str, Any]], given: Mapping[str, tuple[str, Any]]) -> dict[str, tuple[str, Any]]:
+    """:func:`merge_defaults` into ``merged`` itself (one dict for a record's every layer)."""
+    for name, pair in given.items():
         base = merged.get(name)
-        if base is not None and name in ("metadata", "user_metadata") and isinstance(value, Mapping):
-            merged[name] = (key, {**base[1], **value})
-        elif base is not None and name == "step_data":
-            merged[name] = (key, [*base[1], *value])
+        if base is None:
+            merged[name] = pair
+        elif name in _MERGED and (name == "step_data" or isinstance(pair[1], Mapping)):
+            merged[name] = (pair[0], [*base[1], *pair[1]] if name == "step_data" else {**base[1], **pair[1]})
         else:
-            merged[name] = (key, value)
+            merged[name] = pair
     return merged
+
+
+_MERGED = frozenset({"metadata", "user_metadata", "step_data"})
 
 
 def message_text(content: Any) -> str:
@@ -397,11 +404,14 @@ class Draft:
     def __init__(self, fields: Mapping[str, tuple[str, Any]]) -> None:
         self.at = None if "timestamp" in fields else _time.time()  # a datetime when built: half the cost here
         flat: list[Any] = []
+        add = flat.append
         spelled: dict[str, str] | None = None
         for name, (key, value) in fields.items():
-            flat += (name, _snapshot(value) if type(value) in _CONTAINERS else value)
-            if key != name:
-                spelled = spelled or {}
+            add(name)
+            add(_snapshot(value) if type(value) in _CONTAINERS else value)
+            if key is not name and key != name:
+                if spelled is None:
+                    spelled = {}
                 spelled[name] = key
         given = fields.get("event_id")
         if given is None:

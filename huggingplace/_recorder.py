@@ -17,7 +17,7 @@ import attrs
 from ._context import Scope, current_scope
 from ._exceptions import HuggingPlaceError, ValidationError
 from ._internal import swallow
-from ._mapping import Draft, build_record, merge_defaults, normalize
+from ._mapping import Draft, build_record, merge_into, normalize
 from ._models import LogRecord, LogResult, Step
 from ._privacy import Processor
 from ._session import current_session
@@ -96,14 +96,18 @@ class Recorder:
         caller's own, then the steps timed for it; ``measured_ms`` is the ``response_time``
         unless given."""
         given = fields if fields is not None else self.normalize(args, kwargs, where="log()")
-        defaults: Fields = dict(context.fields) if context is not None else {}
         scope = session or current_session()
-        if scope is not None and scope._recorder is self:
-            defaults = merge_defaults(defaults, scope.defaults)
-        if defaults:
-            given = merge_defaults(defaults, given)
+        if scope is not None and scope._recorder is not self:
+            scope = None
+        if context is not None or scope is not None:  # one dict: context, then session, then the call's
+            merged: Fields = dict(context.fields) if context is not None else {}
+            if scope is not None:
+                merge_into(merged, scope.defaults)
+            given = merge_into(merged, given)
+        elif fields is not None:
+            given = dict(given)  # the caller's dict stays as it was
         if steps:
-            given = merge_defaults(given, {"step_data": ("step_data", list(steps))})
+            merge_into(given, {"step_data": ("step_data", list(steps))})
         if measured_ms is not None:
             given.setdefault("response_time", ("response_time", measured_ms))
         return given
