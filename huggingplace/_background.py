@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import attrs
 
@@ -97,12 +97,13 @@ class Pipeline:
         from ._worker import Worker
 
         self._worker_class: type[Worker] = Worker
+        self._pack: Optional[Callable[[Any], Optional[bytes]]] = None
         if config.sender == "process":
-            from ._sender import Relay, can_relay
+            from ._sender import Relay, can_relay, pack
 
             why = can_relay(self)
             if why is None:
-                self._worker_class = Relay
+                self._worker_class, self._pack = Relay, pack
             else:
                 logger.info("sender='process' is not used: %s; delivering from a thread", why)
         if transport is None:
@@ -169,7 +170,10 @@ class Pipeline:
     def submit(self, record: LogRecord | Draft) -> bool:
         """Queue one record (or a draft, validated on the worker); False when it could not be
         accepted (counted)."""
-        return self.submit_item(Item(record.event_id, _estimate(record), record))
+        item = Item(record.event_id, _estimate(record), record)
+        if self._pack is not None:  # pickled here, on the caller's thread, which holds the GIL anyway:
+            item.packed = self._pack(record)  # a relay thread doing it would take the GIL from the app
+        return self.submit_item(item)
 
     def submit_item(self, item: Item) -> bool:
         """Queue one item: a record or draft, or (handed over by another process) a body."""

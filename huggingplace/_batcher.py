@@ -22,7 +22,7 @@ ACCEPTED, OVERFLOW, FULL, CLOSED = 0, 1, 2, 3
 class Item:
     """One record on its way: the validated record until the worker encodes it, then its body."""
 
-    __slots__ = ("event_id", "size", "record", "body", "attempts", "wal")
+    __slots__ = ("event_id", "size", "record", "body", "attempts", "wal", "packed")
 
     def __init__(self, event_id: str, size: int, record: Any = None, body: Optional[bytes] = None) -> None:
         self.event_id = event_id
@@ -31,6 +31,7 @@ class Item:
         self.body = body
         self.attempts = 0
         self.wal: Any = None
+        self.packed: Optional[bytes] = None  # the record pickled for a sender process, by the caller
 
 
 class Batcher:

@@ -153,9 +153,31 @@ class Step:
             self.error = ErrorInfo.from_exception(exc)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickled as its values in field order (a sender process receives steps by the
-        thousand; attrs' own state dict costs twice as much)."""
-        return _step_from, tuple(getattr(self, name) for name in _STEP_NAMES)
+        """Pickled as :meth:`plain` values (attrs' state dict and a datetime's own pickling cost
+        several times as much, and a sender process receives steps by the thousand)."""
+        return Step.from_plain, (self.plain(),)
+
+    def plain(self) -> tuple[Any, ...]:
+        """Its values in field order, nested steps as their own ``plain()``, UTC times as epoch
+        floats (which come back to the same microsecond): builtins only, for ``marshal``."""
+        return (self.name, self.type, self.status, _stamp(self.started_at), _stamp(self.ended_at), self.time_ms,
+                self.error, self.metadata, [s.plain() if type(s) is Step else s for s in self.steps] if self.steps
+                else [], self.user_question, self.prompt_response, self.llm_model, self.token, self.input_tokens,
+                self.output_tokens, self._start_ns)
+
+    @classmethod
+    def from_plain(cls, values: tuple[Any, ...]) -> Step:
+        """The step :meth:`plain` described (checked when it was made)."""
+        step = cls.__new__(cls)
+        for name, value in zip(_STEP_NAMES, values):
+            setattr(step, name, value)
+        for name in ("started_at", "ended_at"):
+            when = getattr(step, name)
+            if type(when) is float:
+                setattr(step, name, datetime.fromtimestamp(when, timezone.utc))
+        nested: list[Any] = step.steps  # plain tuples until here
+        step.steps = [cls.from_plain(s) if type(s) is tuple else s for s in nested]
+        return step
 
     @property
     def start_ns(self) -> Optional[int]:
@@ -168,17 +190,13 @@ class Step:
 
 
 _STEP_FIELDS = attrs.fields_dict(Step)
-_STEP_NAMES = tuple(_STEP_FIELDS)
-
-
-def _step_from(*values: Any) -> Step:
-    """A step from :meth:`Step.__reduce__`'s values (checked when it was made)."""
-    step = Step.__new__(Step)
-    for name, value in zip(_STEP_NAMES, values):
-        setattr(step, name, value)
-    return step
-
+_STEP_NAMES = tuple(_STEP_FIELDS)  # the order of Step.plain()
 _STEP_VALIDATORS = {a.name: a.validator for a in attrs.fields(Step) if a.validator is not None}
+
+
+def _stamp(when: Any) -> Any:
+    return when.timestamp() if type(when) is datetime and when.tzinfo is timezone.utc else when
+
 
 StepLike = Union[Step, Mapping[str, Any]]
 

@@ -15,6 +15,7 @@ turns into that worker in place; records the dead sender held are counted (``sen
 from __future__ import annotations
 
 import logging
+import marshal
 import os
 import pickle
 import struct
@@ -28,6 +29,8 @@ from . import _internal
 from ._batcher import Item
 from ._internal import swallow
 from ._mapping import Draft
+from ._models import Step
+from ._version import __version__
 from ._worker import Worker
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,9 +42,10 @@ logger = logging.getLogger("huggingplace")
 
 SENDER_NICE = 10  #: how much lower the sender's scheduling priority is than the app's
 START_TIMEOUT = 15.0  #: how long the sender may take to start (an import of aiohttp on a busy host)
-_MESSAGE = 64  #: records per message: pickling holds the app's GIL, so in slices of ~0.3 ms
+_MESSAGE = 256  #: records per message (callers pickled them already: a message is a list of bytes)
 _CYCLE = 0.05  #: how often the relay hands records over (a short GIL hold each time)
 _HEADER = struct.Struct("!I")
+_PROTOCOL = pickle.HIGHEST_PROTOCOL
 _COUNTERS = ("sent", "retried", "failed", "rejected", "spooled", "replayed", "redaction_failures")
 
 
@@ -82,7 +86,57 @@ def can_relay(pipeline: Pipeline) -> Optional[str]:
     return None
 
 
-def _entry(item: Item) -> tuple[Any, ...]:
+def pack(record: Any) -> Optional[bytes]:
+    """A draft packed for the sender, or None when it cannot be (the relay then encodes it):
+    with ``marshal`` when it holds only builtins and steps (several times cheaper), else pickle."""
+    if not isinstance(record, Draft):
+        return None
+    try:
+        items = _steps_as(record.items, _plain)
+        return b"M" + marshal.dumps((items, record.spelled, record.event_id, record.size, record.at))
+    except (ValueError, TypeError):  # a value marshal cannot hold (an object, a subclass): pickle
+        pass
+    try:
+        return b"P" + pickle.dumps(("d", record.items, record.spelled, record.event_id, record.size, record.at),
+                                   _PROTOCOL)
+    except Exception:  # a value pickle refuses: encoded in this process when handed over
+        return None
+
+
+def unpack(data: bytes) -> tuple[Any, ...]:
+    """The entry :func:`pack` made, as ``("d", items, spelled, event_id, size, at)``."""
+    if data[:1] == b"P":
+        return tuple(pickle.loads(data[1:]))
+    items, spelled, event_id, size, at = marshal.loads(data[1:])
+    return ("d", _steps_as(items, _step), spelled, event_id, size, at)
+
+
+def _plain(step: Any) -> Any:
+    if type(step) is tuple:
+        raise TypeError("a tuple among steps: pickled, so that it reads back as it was given")
+    return step.plain() if type(step) is Step else step
+
+
+def _step(value: Any) -> Any:
+    return Step.from_plain(value) if type(value) is tuple else value
+
+
+def _steps_as(items: tuple[Any, ...], convert: Any) -> tuple[Any, ...]:
+    """``items`` with the steps in its ``step_data`` (if any) converted one by one."""
+    names = items[::2]
+    if "step_data" not in names:
+        return items
+    where = names.index("step_data") * 2 + 1
+    steps = items[where]
+    if not isinstance(steps, list):
+        raise TypeError("step_data that is not a list")
+    return items[:where] + ([convert(s) for s in steps],) + items[where + 1:]
+
+
+def _entry(item: Item) -> Any:
+    """What the sender gets for one item: its packed bytes, or the entry itself."""
+    if item.packed is not None and item.body is None:
+        return item.packed
     record = item.record
     if isinstance(record, Draft):
         return ("d", record.items, record.spelled, record.event_id, record.size, record.at)
@@ -189,7 +243,11 @@ class Relay(Worker):
 
     def _spawn(self) -> bool:
         p = self.p
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # the sender imports the very copy of huggingplace this process runs (a vendored or
+        # path-inserted one too), and says so in its first answer
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PYTHONPATH": here + (os.pathsep + path if path else "")}
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "huggingplace._sender"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -201,10 +259,11 @@ class Relay(Worker):
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._seen, self.handed, self.remote_settled = {}, 0, 0  # a new sender counts from zero
         config = _evolve(p.config, sender="thread")
-        self._send(("config", p.options, config, p.processor.config, p.policy))
+        self._send(("config", __version__, p.options, config, p.processor.config, p.policy))
         ready = self._read()
         if not (isinstance(ready, tuple) and ready[0] == "ready"):
-            p.warn_once("sender", "the sender process did not start; delivering from a thread")
+            why = ready[1] if isinstance(ready, tuple) and ready[0] == "refused" else "it did not answer"
+            p.warn_once("sender", "the sender process did not start (%s); delivering from a thread", why)
             return False
         threading.Thread(target=self._reader, name="huggingplace-relay-reader", daemon=True).start()
         return True
@@ -381,6 +440,23 @@ class _Forward(logging.Handler):
             self.handleError(record)
 
 
+def _lower_priority() -> None:
+    """Run only when the app leaves a core idle: SCHED_IDLE on Linux (a waking app thread takes
+    the core at once), else nice 10."""
+    policy = os.environ.get("HUGGINGPLACE_SENDER_PRIORITY", "idle")
+    if policy == "idle" and hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            return
+        except OSError:  # pragma: no cover - refused by the platform: nice instead
+            pass
+    if policy != "normal":
+        try:
+            os.nice(SENDER_NICE)
+        except OSError:  # pragma: no cover - a platform without it
+            pass
+
+
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     """The sender's main: a pipeline fed from ``stdin``, reporting on ``stdout``."""
     import signal
@@ -390,14 +466,14 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     from ._stats import Stats
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the app decides when to stop
-    try:
-        os.nice(int(os.environ.get("HUGGINGPLACE_SENDER_NICE") or SENDER_NICE))
-    except (OSError, ValueError):  # pragma: no cover - a platform without it
-        pass
+    _lower_priority()
     first = read_message(stdin)
     if not (isinstance(first, tuple) and first[0] == "config"):
         return 2
-    _, options, config, privacy, policy = first
+    if first[1] != __version__:  # the package changed on disk since the app started
+        write_message(stdout, ("refused", f"huggingplace {__version__} here, {first[1]} in the app"))
+        return 2
+    _, _, options, config, privacy, policy = first
     stats = Stats()
     pipeline = Pipeline(options, policy, stats, config, Processor(privacy, stats))
     lock = threading.Lock()
@@ -441,6 +517,8 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
         kind = message[0]
         if kind == "records":
             for entry in message[1]:
+                if type(entry) is bytes:
+                    entry = unpack(entry)
                 if entry[0] == "d":
                     pipeline.submit(Draft.restore(*entry[1:]))
                 else:

@@ -105,6 +105,8 @@ class Worker:
         loop = asyncio.new_event_loop()
         try:
             loop.run_until_complete(self.main())
+        except asyncio.CancelledError:  # close() past its deadline, while the transport closed:
+            pass  # what was held is spooled already (main's finally spools before it awaits)
         except BaseException as exc:  # pragma: no cover - main() already guards every cycle
             swallow("worker thread", exc, stats=self.p.stats)
         finally:

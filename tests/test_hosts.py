@@ -134,7 +134,9 @@ def test_a_script_that_returns_delivers_everything_at_exit(sink: Collector, tmp_
     assert proc.stderr == "" and proc.stdout == ""
 
 
-def test_a_script_stopped_by_sigterm_delivers_and_still_dies_by_the_signal(sink: Collector, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sender", ["thread", "process"])
+def test_a_script_stopped_by_sigterm_delivers_and_still_dies_by_the_signal(sink: Collector, tmp_path: Path,
+                                                                          sender: str) -> None:
     code = """
         import sys, time
         from huggingplace import HuggingPlace
@@ -144,7 +146,8 @@ def test_a_script_stopped_by_sigterm_delivers_and_still_dies_by_the_signal(sink:
         print("ready", flush=True)
         time.sleep(60)
     """
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=env_for(sink, tmp_path),
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)],
+                            env=env_for(sink, tmp_path, HUGGINGPLACE_SENDER=sender),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     returncode, err = stop(proc)
@@ -158,16 +161,26 @@ def _ping_app() -> None:
     """Both server apps answer /ping (added by the test through an environment switch)."""
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-@pytest.mark.parametrize("target", ["fastapi_app:app", "fastapi_app:api"], ids=["wrapped", "bare"])
-@pytest.mark.parametrize("path", ["/ask", "/ask-sync"])
+UVICORN = [
+    pytest.param(sig, target, path, "thread", id=f"{sig.name}-{name}-{path[1:]}")
+    for sig in (signal.SIGTERM, signal.SIGINT)
+    for target, name in (("fastapi_app:app", "wrapped"), ("fastapi_app:api", "bare"))
+    for path in ("/ask", "/ask-sync")
+] + [  # delivered from a sender process: the host's signal reaches the app, which closes it
+    pytest.param(signal.SIGTERM, "fastapi_app:api", "/ask", "process", id="SIGTERM-bare-ask-process"),
+    pytest.param(signal.SIGINT, "fastapi_app:app", "/ask-sync", "process", id="SIGINT-wrapped-ask-sync-process"),
+]
+
+
+@pytest.mark.parametrize("sig,target,path,sender", UVICORN)
 def test_uvicorn_stopped_by_a_signal_loses_nothing(sink: Collector, tmp_path: Path, path: str, target: str,
-                                                   sig: int) -> None:
+                                                   sig: int, sender: str) -> None:
     """``bare`` is the app with no integration at all: the SDK's own signal handling delivers."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", target, "--port", str(port), "--log-level", "warning"],
-        env=env_for(sink, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=HOSTS,
+        env=env_for(sink, tmp_path, HUGGINGPLACE_SENDER=sender), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, cwd=HOSTS,
     )
     wait_listening(port, proc)
     tag = f"uvicorn{path.replace('/', '-')}"
@@ -187,11 +200,21 @@ GUNICORN = [
 ]
 
 
-@pytest.mark.parametrize("preload", [False, True], ids=["", "preload"])
-@pytest.mark.parametrize("app,worker,path", GUNICORN, ids=[
-    "flask-sync", "flask-gthread", "uvicorn", "uvicorn-sync", "uvicorn-bare", "uvicorn-sync-bare"])
+GUNICORN_CASES = [
+    pytest.param(app, worker, path, preload, "thread", id=f"{name}{'-preload' if preload else ''}")
+    for preload in (False, True)
+    for (app, worker, path), name in zip(GUNICORN, ["flask-sync", "flask-gthread", "uvicorn", "uvicorn-sync",
+                                                    "uvicorn-bare", "uvicorn-sync-bare"])
+] + [  # a sender process per worker, started after the fork (the master built the client with --preload)
+    pytest.param("flask_app:app", "sync", "/ask", True, "process", id="flask-sync-preload-process"),
+    pytest.param("fastapi_app:api", "uvicorn_worker.UvicornWorker", "/ask", True, "process",
+                 id="uvicorn-bare-preload-process"),
+]
+
+
+@pytest.mark.parametrize("app,worker,path,preload,sender", GUNICORN_CASES)
 def test_gunicorn_stopped_by_sigterm_loses_nothing(sink: Collector, tmp_path: Path, app: str, worker: str,
-                                                   path: str, preload: bool) -> None:
+                                                   path: str, preload: bool, sender: str) -> None:
     port = free_port()
     cmd = [sys.executable, "-m", "gunicorn", app, "-b", f"127.0.0.1:{port}", "-w", "3", "-k", worker,
            "--graceful-timeout", "20", "--log-level", "warning"]
@@ -199,10 +222,10 @@ def test_gunicorn_stopped_by_sigterm_loses_nothing(sink: Collector, tmp_path: Pa
         cmd += ["--threads", "4"]
     if preload:
         cmd.append("--preload")
-    proc = subprocess.Popen(cmd, env=env_for(sink, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=HOSTS)
+    proc = subprocess.Popen(cmd, env=env_for(sink, tmp_path, HUGGINGPLACE_SENDER=sender), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=HOSTS)
     wait_listening(port, proc)
-    tag = f"gunicorn-{worker}-{path}-{preload}"
+    tag = f"gunicorn-{worker}-{path}-{preload}-{sender}"
     drive(port, path, tag, 300)
     returncode, err = stop(proc)
     assert returncode == 0, err
@@ -211,21 +234,26 @@ def test_gunicorn_stopped_by_sigterm_loses_nothing(sink: Collector, tmp_path: Pa
 
 
 # ---- worker pools -------------------------------------------------------------------------------
-@pytest.mark.parametrize("how", ["with", "close-join", "executor"])
-def test_process_pools_deliver_what_their_workers_logged(sink: Collector, tmp_path: Path, how: str) -> None:
-    tag = f"pool-{how}"
-    proc = subprocess.run([sys.executable, str(HOSTS / "pool_job.py"), how, tag], env=env_for(sink, tmp_path),
-                          capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize("how,sender", [("with", "thread"), ("close-join", "thread"), ("executor", "thread"),
+                                        ("with", "process"), ("executor", "process")])
+def test_process_pools_deliver_what_their_workers_logged(sink: Collector, tmp_path: Path, how: str,
+                                                         sender: str) -> None:
+    tag = f"pool-{how}-{sender}"
+    proc = subprocess.run([sys.executable, str(HOSTS / "pool_job.py"), how, tag],
+                          env=env_for(sink, tmp_path, HUGGINGPLACE_SENDER=sender), capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert stored(sink, tag) == 1000 and left_on_disk(tmp_path) == 0
     assert quiet(proc.stderr) == [] and proc.stdout == ""
 
 
-def test_celery_prefork_worker_delivers_what_its_children_logged(sink: Collector, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sender", ["thread", "process"])
+def test_celery_prefork_worker_delivers_what_its_children_logged(sink: Collector, tmp_path: Path,
+                                                                 sender: str) -> None:
     pytest.importorskip("celery")
     broker = tmp_path / "broker"
     broker.mkdir()
-    env = env_for(sink, tmp_path, CELERY_BROKER_DIR=str(broker))
+    env = env_for(sink, tmp_path, CELERY_BROKER_DIR=str(broker), HUGGINGPLACE_SENDER=sender)
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "--pool", "prefork", "-c", "2",
          "--loglevel", "warning", "--without-heartbeat", "--without-mingle", "--without-gossip"],

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from huggingplace import ConfigurationError, HuggingPlace, MemoryTransport
 from huggingplace._sender import Relay
@@ -20,6 +22,7 @@ from huggingplace.collector import Collector
 from .background_helpers import bg_client, wait_for
 from .conftest import KEY
 from .servers import ScriptedServer
+from .strategies import hostile_fields, valid_fields
 
 
 def _relay(hp: HuggingPlace) -> Relay:
@@ -151,3 +154,100 @@ def test_an_invalid_value_no_process_can_take_is_refused_here_and_counted(tmp_pa
         assert [r["user_prompt"] for r in _rows(c.db_path)] == ["ok-1", "ok-2"]
     assert (result.sent, result.rejected, result.dropped, result.pending) == (2, 1, 0, 0)
     assert not _relay(hp).in_process
+
+
+# ---- packing: what a record becomes on its way to the sender ------------------------------------
+def _holds_a_set(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, (set, frozenset)):
+        return True
+    if depth > 50:
+        return False
+    if isinstance(value, dict):
+        return any(_holds_a_set(v, depth + 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_a_set(v, depth + 1) for v in value)
+    return False
+
+
+def _outcome(draft: Any) -> Any:
+    """What the sender would make of a draft: the encoded body, or the refusal's field."""
+    from huggingplace._config import resolve_options
+    from huggingplace._exceptions import ValidationError
+    from huggingplace._privacy import PrivacyConfig, Processor
+    from huggingplace._stats import Stats
+    from huggingplace._wire import to_payload
+
+    try:
+        record = draft.build()
+    except ValidationError as exc:
+        return ("refused", exc.field)
+    options = resolve_options(api_key=KEY, org_id="o", base_url="http://127.0.0.1:9")
+    return Processor(PrivacyConfig(), Stats()).body(to_payload(record, options))
+
+
+@given(fields=hostile_fields() | valid_fields().map(lambda pair: pair[0]), steps=st.integers(0, 3),
+       failed=st.booleans())
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_a_packed_draft_reads_back_as_the_same_record(fields: dict[str, Any], steps: int, failed: bool) -> None:
+    """Any fields, and steps timed as a session times them (nested, failed): the sender builds
+    from the unpacked draft exactly the body (or the refusal) the app would have built."""
+    from huggingplace._mapping import Draft, normalize
+    from huggingplace._models import Step
+    from huggingplace._sender import pack, unpack
+
+    assume(not _holds_a_set(fields))  # a set has no order to keep
+    try:
+        given = normalize(fields)
+    except Exception:
+        assume(False)
+        raise
+    timed = []
+    for i in range(steps):
+        step = Step.timed(f"step-{i}")
+        step.start()
+        if i == 1:
+            inner = Step.timed("inner")
+            inner.start()
+            inner.finish()
+            step.steps.append(inner)
+        step.finish(RuntimeError("boom") if failed and i == 0 else None)
+        timed.append(step)
+    if timed and "step_data" not in given:
+        given["step_data"] = ("step_data", timed)
+    draft = Draft(given)
+    packed = pack(draft)
+    assert packed is not None and packed[:1] in (b"M", b"P")
+    back = Draft.restore(*unpack(packed)[1:])
+    assert _outcome(back) == _outcome(draft)
+
+
+def test_steps_travel_by_marshal_and_objects_by_pickle() -> None:
+    from huggingplace._mapping import Draft, normalize
+    from huggingplace._models import Step
+    from huggingplace._sender import pack
+
+    step = Step.timed("retrieve")
+    step.start()
+    step.finish()
+    plain = normalize({"user_prompt": "q", "response": "a", "metadata": {"k": [1, 2.5, None]}})
+    assert pack(Draft({**plain, "step_data": ("step_data", [step])}))[:1] == b"M"  # type: ignore[index]
+    odd = normalize({"user_prompt": "q", "response": "a", "metadata": {"k": Unpicklable.__new__(Unpicklable)}})
+    assert pack(Draft(odd))[:1] == b"P"  # type: ignore[index]
+    assert pack(Draft(normalize({"user_prompt": "q", "response": "a", "metadata": {"k": Unpicklable()}}))) is None
+
+
+def test_a_sender_of_another_version_refuses_and_a_thread_delivers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The package changed on disk after the app started: the new sender says so and the app
+    delivers from a thread, logging why."""
+    from huggingplace import _sender
+
+    monkeypatch.setattr(_sender, "__version__", "0.0.0+the-app-started-with-this")
+    with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
+        hp = bg_client(c.url, tmp_path / "spool", sender="process")
+        for i in range(5):
+            hp.log(user_prompt=f"q{i}", response="a")
+        result = hp.close(10)
+        assert [r["user_prompt"] for r in _rows(c.db_path)] == [f"q{i}" for i in range(5)]
+    assert result.sent == 5 and _relay(hp).in_process
+    assert any("0.0.0+the-app-started-with-this in the app" in r.getMessage() for r in caplog.records)
