@@ -251,3 +251,55 @@ def test_a_sender_of_another_version_refuses_and_a_thread_delivers(
         assert [r["user_prompt"] for r in _rows(c.db_path)] == [f"q{i}" for i in range(5)]
     assert result.sent == 5 and _relay(hp).in_process
     assert any("0.0.0+the-app-started-with-this in the app" in r.getMessage() for r in caplog.records)
+
+
+def test_an_app_killed_with_sigkill_still_has_what_it_handed_over_delivered(tmp_path: Path) -> None:
+    """kill -9 loses a thread's queue; a sender process outlives the app: it sees its input end
+    and delivers what it was handed within the exit deadline, then exits."""
+    import json
+    import subprocess
+    import sys
+    import textwrap
+
+    code = """
+        import json, time
+        from huggingplace import HuggingPlace
+        hp = HuggingPlace(background=True, sender="process")
+        ids = [hp.log(user_prompt=f"killed-{i}", response="a").event_id for i in range(100)]
+        relay = hp._pipeline.worker
+        while relay.handed < 100:
+            time.sleep(0.01)
+        print(json.dumps([relay.proc.pid, ids]), flush=True)
+        time.sleep(60)
+    """
+    with ScriptedServer(delay=0.3) as server:  # a slow endpoint: most records are still in the sender
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("HUGGINGPLACE_")},
+               "HUGGINGPLACE_API_KEY": KEY, "HUGGINGPLACE_ORG_ID": "org-a", "HUGGINGPLACE_BASE_URL": server.url,
+               "HUGGINGPLACE_SPOOL_DIR": str(tmp_path / "spool")}
+        app = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        assert app.stdout is not None
+        sender_pid, ids = json.loads(app.stdout.readline())
+        answered_at_kill = len(server.answered)
+        app.send_signal(signal.SIGKILL)
+        app.wait(10)
+        app.stdout.close()
+        app.stderr.close()  # type: ignore[union-attr]
+        assert wait_for(lambda: not os.path.exists(f"/proc/{sender_pid}") or _zombie(sender_pid), timeout=30)
+        stored = server.stored_ids()
+    assert answered_at_kill < 100  # the kill came while records were still on their way
+    assert stored | _spooled(tmp_path / "spool") == set(ids)  # delivered, or on disk for the next process
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _spooled(root: Path) -> set[str]:
+    from .background_helpers import spooled_ids
+
+    return {i for d in root.iterdir() if d.is_dir() for i in spooled_ids(d)} if root.is_dir() else set()
