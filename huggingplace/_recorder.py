@@ -107,7 +107,10 @@ class Recorder:
         elif fields is not None:
             given = dict(given)  # the caller's dict stays as it was
         if steps:
-            merge_into(given, {"step_data": ("step_data", list(steps))})
+            if "step_data" in given:
+                merge_into(given, {"step_data": ("step_data", list(steps))})
+            else:  # the list is the session's to give (Draft copies it anyway)
+                given["step_data"] = ("step_data", steps if isinstance(steps, list) else list(steps))
         if measured_ms is not None:
             given.setdefault("response_time", ("response_time", measured_ms))
         return given

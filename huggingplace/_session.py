@@ -4,6 +4,7 @@ the client decides whether sending a record is a call or an await.
 
 from __future__ import annotations
 
+import builtins
 import functools
 import inspect
 import json
@@ -132,10 +133,12 @@ class _StepOwner:
         if not isinstance(name, str) or not name:
             raise ValidationError(f"step name must be a non-empty string, got {name!r}", field="name")
         step = Step.timed(name)
-        if type is not None:
-            _update_step(step, {"type": type, **fields} if fields else {"type": type})
-        elif fields:
-            _update_step(step, fields)
+        if fields:
+            _update_step(step, {"type": type, **fields})
+        elif builtins.type(type) is str:  # the common call, checked as _update_step would
+            step.type = type
+        elif type is not None:
+            _update_step(step, {"type": type})
         return StepTimer(self, step)
 
     def _add_step(self, step: Step) -> None:
@@ -143,9 +146,12 @@ class _StepOwner:
 
     def _take_steps(self) -> list[Step]:
         """The finished top-level steps, removed; open ones stay for the next record."""
-        done = [s for s in self._steps if s.finished]
-        self._steps = [s for s in self._steps if not s.finished]
-        return done
+        steps = self._steps
+        if all(s.ended_at is not None for s in steps):  # the common case: every step has ended
+            self._steps = []
+            return steps
+        self._steps = [s for s in steps if s.ended_at is None]
+        return [s for s in steps if s.ended_at is not None]
 
 
 Logged = TypeVar("Logged")  # what ``log()`` gives: a LogResult, or (async client) an awaitable of one
@@ -177,7 +183,7 @@ class Session(_StepOwner, Generic[Logged]):
         Returns a :class:`LogResult` (sync client) or an awaitable of one (async client).
         """
         steps = self._take_steps()
-        starts = [s.start_ns for s in steps if s.start_ns is not None]
+        starts = [s.start_ns for s in steps if s.start_ns is not None] if steps else None
         measured = (time.perf_counter_ns() - min(starts)) / 1e6 if starts else None
         accepted = self._recorder.accept(args, kwargs, session=self, steps=steps, measured_ms=measured)
         logged: Logged = self._recorder.log(accepted)

@@ -7,7 +7,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from huggingplace._fields import BY_NAME
+from huggingplace._fields import BY_NAME, STEP_ALIASES, STEP_COUNTS, STEP_STRINGS, STEP_TIMES
 
 text = st.text(max_size=40)
 ids = st.text(min_size=1, max_size=20)
@@ -19,6 +19,10 @@ json_values = st.recursive(
     max_leaves=12,
 )
 json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=5)
+#: keys a step object's contract gives a type (a valid step may hold any other key, of any value)
+_TYPED_STEP_KEYS = frozenset({*STEP_STRINGS, *STEP_COUNTS, *STEP_TIMES, *STEP_ALIASES, "metadata", "steps", "error"})
+step_objects = st.dictionaries(st.text(max_size=8).filter(lambda k: k not in _TYPED_STEP_KEYS), json_values,
+                               max_size=5)
 
 
 def _spelling(name: str) -> st.SearchStrategy[str]:
@@ -40,7 +44,7 @@ OPTIONAL: dict[str, st.SearchStrategy[Any]] = {
     "response_time": st.floats(min_value=0, max_value=1e7) | counts,
     "user_roles": st.lists(ids, max_size=3),
     "mapping_table": ids | json_objects,
-    "step_data": st.lists(json_objects, max_size=3),
+    "step_data": st.lists(step_objects, max_size=3),
     "token_usage": st.fixed_dictionaries(
         {"prompt_tokens": counts, "completion_tokens": counts}
     ),
