@@ -77,8 +77,9 @@ def can_relay(pipeline: Pipeline) -> Optional[str]:
         return "a transport was given (it lives in this process)"
     if pipeline.config.durable:
         return "durable=True writes ahead from this process"
-    if not sys.executable:
-        return "no Python executable to start"
+    executable = os.path.basename(sys.executable or "").lower()
+    if getattr(sys, "frozen", False) or not executable.startswith(("python", "pypy")):
+        return f"this interpreter ({sys.executable or 'unknown'}) is not a Python that can run -m"  # uWSGI, PyInstaller
     try:
         pickle.dumps(pipeline.processor.config)
     except Exception:  # a before_send or redaction callable that cannot travel
@@ -450,10 +451,10 @@ def _lower_priority() -> None:
             return
         except OSError:  # pragma: no cover - refused by the platform: nice instead
             pass
-    if policy != "normal":
+    if policy != "normal" and hasattr(os, "nice"):  # not on Windows
         try:
             os.nice(SENDER_NICE)
-        except OSError:  # pragma: no cover - a platform without it
+        except OSError:  # pragma: no cover - refused by the platform
             pass
 
 

@@ -91,6 +91,21 @@ def test_the_sender_is_not_used_where_it_cannot_work(tmp_path: Path, monkeypatch
     from_env.close(1)
 
 
+@pytest.mark.parametrize("executable,frozen", [("/usr/local/bin/uwsgi", False), ("/opt/app/app", True), ("", False)])
+def test_no_sender_where_the_executable_is_not_a_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        executable: str, frozen: bool) -> None:
+    """uWSGI's sys.executable is uWSGI itself and a frozen app's is the app: running either
+    with ``-m`` would start another server or app, so a thread delivers."""
+    import sys
+
+    monkeypatch.setattr(sys, "executable", executable)
+    if frozen:
+        monkeypatch.setattr(sys, "frozen", True, raising=False)
+    hp = bg_client("http://127.0.0.1:9", tmp_path / "spool", sender="process")
+    assert type(hp._pipeline.worker) is Worker  # type: ignore[union-attr]
+    hp.close(1)
+
+
 def test_a_killed_sender_is_counted_and_delivery_goes_on_from_a_thread(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with ScriptedServer(delay=5.0) as server:  # nothing is answered before the kill
