@@ -293,11 +293,12 @@ class Relay(Worker):
                 if len(entries) < len(chunk):  # settled here already (refused, counted)
                     chunk = [i for i in chunk if i.body is not None or isinstance(i.record, Draft)]
             try:
-                self._send_raw(message)
+                with self._lost_lock:  # handed and counted at once: a sender lost meanwhile counts it
+                    self._send_raw(message)
+                    self.handed += len(chunk)
             except BaseException:  # not handed: still this process's to deliver
-                self.held.extendleft(reversed(items[start:]))
+                self.held.extendleft(reversed([i for i in items[start:] if i.body is not None or i.record is not None]))
                 raise
-            self.handed += len(chunk)
 
     def _one_by_one(self, items: list[Item]) -> list[tuple[Any, ...]]:
         entries: list[tuple[Any, ...]] = []
@@ -365,7 +366,7 @@ class Relay(Worker):
             return
         if kind in ("stats", "flushed", "closed"):
             self._mirror(message[1], message[2])
-        if kind == "flushed":
+        if kind == "flushed" and message[3] >= self.flush_seen:  # answers may cross: the latest counts
             gen, down = message[3], message[4]
             self.down = down
             if down:
@@ -378,9 +379,9 @@ class Relay(Worker):
 
     def _mirror(self, counters: dict[str, int], settled: int) -> None:
         stats = self.p.stats
-        for name, value in counters.items():
+        for name, value in counters.items():  # cumulative, and answers may cross: only ever forward
             delta = value - self._seen.get(name, 0)
-            if delta:
+            if delta > 0:
                 self._seen[name] = value
                 if name.startswith("dropped:"):
                     stats.drop(name[8:], delta)

@@ -106,6 +106,18 @@ def test_no_sender_where_the_executable_is_not_a_python(tmp_path: Path, monkeypa
     hp.close(1)
 
 
+def test_flush_answers_that_cross_never_move_a_flush_back(tmp_path: Path) -> None:
+    """Two flushes answered out of order (the sender runs each in its own thread): the later
+    generation stands, so a flush waiting for it does not wait out its timeout."""
+    hp = bg_client("http://127.0.0.1:9", tmp_path / "spool", sender="process")
+    relay = _relay(hp)
+    relay._on(("flushed", {"sent": 3}, 0, 6, False))
+    relay._on(("flushed", {"sent": 2}, 0, 5, True))
+    assert (relay.flush_seen, relay.looked_gen, relay.down) == (6, 6, False)
+    assert hp.stats().sent == 3  # counters are cumulative: the older answer adds nothing
+    hp.close(1)
+
+
 def test_a_killed_sender_is_counted_and_delivery_goes_on_from_a_thread(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with ScriptedServer(delay=5.0) as server:  # nothing is answered before the kill
