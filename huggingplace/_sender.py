@@ -479,16 +479,20 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     stats = Stats()
     pipeline = Pipeline(options, policy, stats, config, Processor(privacy, stats))
     lock = threading.Lock()
+    unreadable = [0]  # records handed over that could not be read back (counted as invalid_input)
 
     def report(message: Any) -> None:
-        with lock:
-            write_message(stdout, message)
+        try:
+            with lock:
+                write_message(stdout, message)
+        except (OSError, ValueError):  # the app is gone: no one is left to tell
+            pass
 
     def counters() -> tuple[dict[str, int], int]:
         snap = stats.snapshot()
         values = {name: getattr(snap, name) for name in _COUNTERS}
         values.update({f"dropped:{reason}": n for reason, n in snap.dropped.items()})
-        return values, pipeline.settled
+        return values, pipeline.settled + unreadable[0]
 
     _internal.hooks.append(lambda where, exc: report(("internal", where, type(exc).__name__)))
     log = logging.getLogger("huggingplace")
@@ -519,12 +523,16 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
         kind = message[0]
         if kind == "records":
             for entry in message[1]:
-                if type(entry) is bytes:
-                    entry = unpack(entry)
-                if entry[0] == "d":
-                    pipeline.submit(Draft.restore(*entry[1:]))
-                else:
-                    pipeline.submit_item(Item(entry[1], len(entry[2]), body=entry[2]))
+                try:
+                    if type(entry) is bytes:
+                        entry = unpack(entry)
+                    if entry[0] == "d":
+                        pipeline.submit(Draft.restore(*entry[1:]))
+                    else:
+                        pipeline.submit_item(Item(entry[1], len(entry[2]), body=entry[2]))
+                except Exception as exc:  # a record that will not unpack: counted, settled, and on we go
+                    swallow("unpacking a record in the sender", exc, stats=stats, count="invalid_input")
+                    unreadable[0] += 1
         elif kind == "flush":
             threading.Thread(target=flush, args=message[1:], daemon=True).start()
         elif kind == "close":

@@ -118,6 +118,34 @@ def test_flush_answers_that_cross_never_move_a_flush_back(tmp_path: Path) -> Non
     hp.close(1)
 
 
+def _explode_elsewhere(pid: int) -> Any:
+    if os.getpid() != pid:
+        raise RuntimeError("this value only reads back in the process that made it")
+    return "fine"
+
+
+class ReadsBackOnlyHere:
+    """Pickles in the app; unpickling it anywhere else raises."""
+
+    def __reduce__(self) -> Any:
+        return _explode_elsewhere, (os.getpid(),)
+
+
+def test_a_record_the_sender_cannot_read_back_is_counted_and_settled(tmp_path: Path, internal_errors: Any) -> None:
+    with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
+        hp = bg_client(c.url, tmp_path / "spool", sender="process")
+        hp.log(user_prompt="ok-1", response="a")
+        hp.log(user_prompt="odd", response="a", metadata={"x": ReadsBackOnlyHere()})
+        hp.log(user_prompt="ok-2", response="a")
+        result = hp.flush(20)
+        assert [r["user_prompt"] for r in _rows(c.db_path)] == ["ok-1", "ok-2"]
+        hp.close(5)
+    assert (result.sent, result.dropped, result.pending) == (2, 1, 0)  # not left pending forever
+    assert hp.stats().dropped == {"invalid_input": 1}
+    assert [where for where, _ in internal_errors] == ["unpacking a record in the sender"]  # heard here
+    internal_errors.clear()
+
+
 def test_a_killed_sender_is_counted_and_delivery_goes_on_from_a_thread(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with ScriptedServer(delay=5.0) as server:  # nothing is answered before the kill
