@@ -42,6 +42,7 @@ logger = logging.getLogger("huggingplace")
 
 SENDER_NICE = 10  #: how much lower the sender's scheduling priority is than the app's
 START_TIMEOUT = 15.0  #: how long the sender may take to start (an import of aiohttp on a busy host)
+SENDER_COMMAND = ("-m", "huggingplace._sender")  #: the sender, after the app's own interpreter
 _MESSAGE = 256  #: records per message (callers pickled them already: a message is a list of bytes)
 _CYCLE = 0.05  #: how often the relay hands records over (a short GIL hold each time)
 _HEADER = struct.Struct("!I")
@@ -251,7 +252,7 @@ class Relay(Worker):
         env = {**os.environ, "PYTHONPATH": here + (os.pathsep + path if path else "")}
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "huggingplace._sender"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                [sys.executable, *SENDER_COMMAND], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 env=env, start_new_session=True,  # Ctrl-C and a host's group signals reach the app, which closes it
             )
         except OSError as exc:
@@ -261,13 +262,30 @@ class Relay(Worker):
         self._seen, self.handed, self.remote_settled = {}, 0, 0  # a new sender counts from zero
         config = _evolve(p.config, sender="thread")
         self._send(("config", __version__, p.options, config, p.processor.config, p.policy))
+        answered = threading.Event()
+        threading.Thread(target=self._watch_start, args=(self.proc, answered), daemon=True,
+                         name="huggingplace-sender-start").start()
         ready = self._read()
+        answered.set()
         if not (isinstance(ready, tuple) and ready[0] == "ready"):
             why = ready[1] if isinstance(ready, tuple) and ready[0] == "refused" else "it did not answer"
             p.warn_once("sender", "the sender process did not start (%s); delivering from a thread", why)
             return False
         threading.Thread(target=self._reader, name="huggingplace-relay-reader", daemon=True).start()
         return True
+
+    def _watch_start(self, proc: subprocess.Popen[bytes], answered: threading.Event) -> None:
+        """A sender that does not answer within START_TIMEOUT (or by the exit deadline, when the
+        app is stopping) is killed, so that its silence cannot hold the records back."""
+        give_up = time.monotonic() + START_TIMEOUT
+        while not answered.wait(0.05):
+            now = time.monotonic()
+            if now >= give_up or (self.p.stopping and now >= self.p.stop_deadline):
+                try:
+                    proc.kill()  # its output ends: the relay reads no answer and delivers itself
+                except OSError:  # pragma: no cover - it ended by itself meanwhile
+                    pass
+                return
 
     def _take_all(self) -> list[Item]:
         """Everything waiting here: held, queued, and the overflow lane (the sender has room)."""

@@ -181,6 +181,23 @@ def test_records_a_dead_sender_was_never_handed_are_still_delivered(tmp_path: Pa
     assert relay.in_process and (result.sent, result.dropped, result.pending) == (25, 0, 0)
 
 
+def test_a_sender_that_never_answers_is_killed_and_a_thread_delivers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A start that hangs (an import stuck on a network disk) cannot hold records back."""
+    from huggingplace import _sender
+
+    monkeypatch.setattr(_sender, "SENDER_COMMAND", ("-c", "import time; time.sleep(60)"))
+    monkeypatch.setattr(_sender, "START_TIMEOUT", 0.5)
+    with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
+        hp = bg_client(c.url, tmp_path / "spool", sender="process")
+        for i in range(10):
+            hp.log(user_prompt=f"q{i}", response="a")
+        result = hp.close(10)
+        assert len(_rows(c.db_path)) == 10
+    assert (result.sent, result.pending) == (10, 0) and _relay(hp).in_process
+    assert any("did not start (it did not answer)" in r.getMessage() for r in caplog.records)
+
+
 def test_the_sender_spools_when_the_endpoint_is_down(tmp_path: Path) -> None:
     from .servers import closed_port
 
