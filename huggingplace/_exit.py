@@ -34,7 +34,10 @@ from ._internal import swallow
 if TYPE_CHECKING:  # pragma: no cover
     from ._background import Pipeline
 
-__all__ = ["register", "forget", "started", "close_all", "flush_all", "install_signal_handlers"]
+__all__ = [
+    "register", "forget", "started", "close_all", "flush_all", "install_signal_handlers",
+    "keep_signals_off_this_thread",
+]
 
 logger = logging.getLogger("huggingplace")
 
@@ -182,6 +185,16 @@ def _after_fork_child() -> None:
         old = pipeline.after_fork()
         if old is not None:
             _inherited.append(old)
+
+
+def keep_signals_off_this_thread() -> None:
+    """Block SIGTERM and SIGINT in an SDK thread, so that the kernel delivers them to the main
+    thread: Python runs signal handlers only there, and a main thread blocked in a C wait (a
+    ``multiprocessing`` worker waiting on its task queue) wakes only for a signal delivered to
+    it. Without this a pool's terminate() could hang: the signal went to our thread and the
+    worker never ran the handler."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
 
 
 def install_signal_handlers(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> bool:

@@ -25,7 +25,7 @@ import threading
 import time
 from typing import IO, TYPE_CHECKING, Any, Optional
 
-from . import _internal
+from . import _exit, _internal
 from ._batcher import Item
 from ._internal import swallow
 from ._mapping import Draft
@@ -277,6 +277,7 @@ class Relay(Worker):
     def _watch_start(self, proc: subprocess.Popen[bytes], answered: threading.Event) -> None:
         """A sender that does not answer within START_TIMEOUT (or by the exit deadline, when the
         app is stopping) is killed, so that its silence cannot hold the records back."""
+        _exit.keep_signals_off_this_thread()
         give_up = time.monotonic() + START_TIMEOUT
         while not answered.wait(0.05):
             now = time.monotonic()
@@ -356,6 +357,7 @@ class Relay(Worker):
 
     # ==== the reader: what the sender reports ===================================================
     def _reader(self) -> None:
+        _exit.keep_signals_off_this_thread()
         try:
             while True:
                 message = self._read()
@@ -486,6 +488,8 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     from ._stats import Stats
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the app decides when to stop
+    if hasattr(signal, "pthread_sigmask"):  # started from an SDK thread, which blocks SIGTERM
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     _lower_priority()
     first = read_message(stdin)
     if not (isinstance(first, tuple) and first[0] == "config"):

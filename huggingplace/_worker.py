@@ -24,6 +24,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Optional
 
+from . import _exit
 from ._batcher import Item
 from ._exceptions import HuggingPlaceError, ValidationError
 from ._internal import swallow
@@ -89,13 +90,17 @@ class Worker:
     def start(self) -> bool:
         """Start the thread; False when Python refuses (at interpreter shutdown, 3.12)."""
         self.stopped.clear()
-        thread = threading.Thread(target=self._run, name="huggingplace-worker", daemon=True)
+        thread = threading.Thread(target=self._thread_main, name="huggingplace-worker", daemon=True)
         try:
             thread.start()
         except RuntimeError:
             return False
         self.thread = thread
         return True
+
+    def _thread_main(self) -> None:
+        _exit.keep_signals_off_this_thread()
+        self._run()
 
     @property
     def alive(self) -> bool:

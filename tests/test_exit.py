@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -161,3 +162,28 @@ def test_handle_signals_false_installs_nothing(tmp_path: Path) -> None:
         proc = _run(code, c.url, tmp_path)
         out, err = proc.communicate(timeout=30)
     assert out.strip() == "True", err
+
+
+def _blocked(native_id: int) -> set[int]:
+    with open(f"/proc/self/task/{native_id}/status") as f:
+        mask = int(next(line for line in f if line.startswith("SigBlk:")).split()[1], 16)
+    return {sig for sig in (signal.SIGTERM, signal.SIGINT) if mask & (1 << (sig - 1))}
+
+
+@SENDERS
+def test_the_sdks_threads_leave_sigterm_and_sigint_to_the_main_thread(tmp_path: Path, sender: str) -> None:
+    """A process-directed signal goes to a thread that does not block it; Python runs handlers
+    only on the main thread, and a main thread blocked in a C wait (a multiprocessing pool
+    worker waiting for its next task) wakes only if the signal was delivered to it. A pool's
+    terminate() hung one time in four with the sender's threads taking SIGTERM."""
+    if not os.path.exists("/proc/self/task"):
+        pytest.skip("reads the threads' signal masks from /proc (Linux)")
+    with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
+        hp = bg_client(c.url, tmp_path / "spool", sender=sender)
+        hp.log(user_prompt="q", response="a")
+        assert hp.flush(20).sent == 1
+        ours = [t for t in threading.enumerate()  # the client's threads (not the test collector's)
+                if t.name.startswith("huggingplace") and "collector" not in t.name]
+        assert ours and all(_blocked(t.native_id) == {signal.SIGTERM, signal.SIGINT} for t in ours)  # type: ignore[arg-type]
+        assert _blocked(threading.main_thread().native_id) == set()  # type: ignore[arg-type]
+        hp.close(5)
