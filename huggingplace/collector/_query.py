@@ -94,7 +94,10 @@ def _time(value: str, param: str) -> str:
         raise QueryError(f"`{param}` must be a date and time such as 2026-11-29T10:00:00Z", param) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=_dt.timezone.utc)
-    return format_timestamp(parsed.astimezone(_dt.timezone.utc))
+    try:
+        return format_timestamp(parsed.astimezone(_dt.timezone.utc))
+    except OverflowError:  # 0001-01-01T00:00+02:00 is before the first representable UTC time
+        raise QueryError(f"`{param}` is out of range in UTC (years 1 to 9999)", param) from None
 
 
 def encode_cursor(values: tuple[Any, ...]) -> str:
