@@ -71,16 +71,6 @@ def serve(mode: str, sink_url: str, spool: str) -> tuple[subprocess.Popen[bytes]
     return proc, port
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (Linux /proc; 0 elsewhere)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
 def spooled(directory: str) -> int:
     """Spool files left in the directory tree (records the app could not deliver by its exit)."""
     return sum(len([f for f in files if f.endswith(".hps")]) for _, _, files in os.walk(directory))
@@ -101,6 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, HERE)
     from bench_engine import Sink
+    from bench_engine import cpu_of as cpu_seconds
 
     sink = Sink(nice=args.sink_nice)
     tmp = tempfile.mkdtemp(prefix="hp-bench-app-")

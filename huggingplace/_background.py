@@ -328,9 +328,7 @@ class Pipeline:
         """In a forked child: fresh queue, worker and counters; the parent's records stay the
         parent's. Returns the parent's worker, which the child must keep but never use."""
         old = self.worker
-        release = getattr(old, "after_fork", None)
-        if release is not None:  # a sender process's pipes: the parent's, not this child's
-            release()
+        old.after_fork()  # what of the parent's the child must let go (a sender process's pipes)
         self.stats.reset()
         self.spool.reset_lock()
         was_closed = self.closed

@@ -55,7 +55,7 @@ class SenderError(RuntimeError):
 
 
 def write_message(stream: IO[bytes], message: Any) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    data = pickle.dumps(message, protocol=_PROTOCOL)
     stream.write(_HEADER.pack(len(data)) + data)
     stream.flush()
 
@@ -135,16 +135,6 @@ def _steps_as(items: tuple[Any, ...], convert: Any) -> tuple[Any, ...]:
     return items[:where] + ([convert(s) for s in steps],) + items[where + 1:]
 
 
-def _entry(item: Item) -> Any:
-    """What the sender gets for one item: its packed bytes, or the entry itself."""
-    if item.packed is not None and item.body is None:
-        return item.packed
-    record = item.record
-    if isinstance(record, Draft):
-        return ("d", record.items, record.spelled, record.event_id, record.size, record.at)
-    return ("b", item.event_id, item.body)
-
-
 class Relay(Worker):
     """The app's side of a sender process; the thread worker itself when there is none."""
 
@@ -195,26 +185,20 @@ class Relay(Worker):
     def _finish(self) -> None:
         """The sender said it is done: end its input and reap it (it exits on its own)."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        try:
-            if proc.stdin is not None:
-                proc.stdin.close()
-            proc.wait(1.0)
-        except (OSError, ValueError, subprocess.TimeoutExpired):
-            pass
+        if proc is not None:
+            _close_pipes(proc, stdout=False)
+            try:
+                proc.wait(1.0)
+            except subprocess.TimeoutExpired:  # it still spools: it ends within its exit deadline
+                logger.debug("the sender is still finishing; it ends on its own")
 
     def after_fork(self) -> None:
         """In a forked child: close its copies of the parent's pipes, so the parent's sender
         still sees the end of its input when the parent exits."""
         proc, self.proc = self.proc, None
         self._inherited = proc  # kept: its file objects must never close these numbers again
-        for stream in (proc.stdin, proc.stdout) if proc is not None else ():
-            try:
-                if stream is not None:
-                    os.close(stream.fileno())
-            except (OSError, ValueError):
-                pass
+        if proc is not None:
+            _close_pipes(proc, descriptors_only=True)
 
     # ==== the relay =============================================================================
     def _relay(self) -> bool:
@@ -298,40 +282,27 @@ class Relay(Worker):
         return items
 
     def _hand_over(self, items: list[Item]) -> None:
-        if any(i.body is None and not isinstance(i.record, Draft) for i in items):  # a built record
-            self.prepare([i for i in items if i.body is None and not isinstance(i.record, Draft)])
-            items = [i for i in items if i.body is not None or isinstance(i.record, Draft)]  # less the refused
         for start in range(0, len(items), _MESSAGE):
-            chunk = items[start: start + _MESSAGE]
-            try:
-                entries = [_entry(i) for i in chunk]
-                message = pickle.dumps(("records", entries), protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception:  # a value that cannot travel: those records are encoded here
-                entries = self._one_by_one(chunk)
-                message = pickle.dumps(("records", entries), protocol=pickle.HIGHEST_PROTOCOL)
-                if len(entries) < len(chunk):  # settled here already (refused, counted)
-                    chunk = [i for i in chunk if i.body is not None or isinstance(i.record, Draft)]
+            chunk = [i for i in items[start: start + _MESSAGE] if self._travels(i)]
+            entries = [i.packed if i.body is None else ("b", i.event_id, i.body) for i in chunk]
+            message = pickle.dumps(("records", entries), protocol=_PROTOCOL)
             try:
                 with self._lost_lock:  # handed and counted at once: a sender lost meanwhile counts it
                     self._send_raw(message)
                     self.handed += len(chunk)
-            except BaseException:  # not handed: still this process's to deliver
+            except BaseException:  # not handed: still this process's to deliver (less the refused)
                 self.held.extendleft(reversed([i for i in items[start:] if i.body is not None or i.record is not None]))
                 raise
 
-    def _one_by_one(self, items: list[Item]) -> list[tuple[Any, ...]]:
-        entries: list[tuple[Any, ...]] = []
-        for item in items:
-            try:
-                entry = _entry(item)
-                pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception:
-                kept = self.prepare([item])  # settled (counted) when it cannot be encoded either
-                if not kept:
-                    continue
-                entry = _entry(kept[0])
-            entries.append(entry)
-        return entries
+    def _travels(self, item: Item) -> bool:
+        """Make ``item`` ready for the sender: packed (the caller usually did it), or else its
+        body encoded here (a value pickle refuses, a record built already); False when it was
+        refused instead (counted and settled by ``prepare``)."""
+        if item.body is None and item.packed is None:
+            item.packed = pack(item.record)
+            if item.packed is None:
+                return bool(self.prepare([item]))
+        return True
 
     def _close_remote(self) -> None:
         p = self.p
@@ -341,7 +312,7 @@ class Relay(Worker):
         self._closed_remote.wait(max(1.0, p.stop_deadline - time.monotonic()) + p.config.exit_timeout)
 
     def _send(self, message: Any) -> None:
-        self._send_raw(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+        self._send_raw(pickle.dumps(message, protocol=_PROTOCOL))
 
     def _send_raw(self, data: bytes) -> None:
         proc = self.proc
@@ -429,16 +400,24 @@ class Relay(Worker):
 
     def _kill(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        for stream in (proc.stdin, proc.stdout):
-            try:
-                if stream is not None:
-                    stream.close()
-            except (OSError, ValueError):
-                pass
-        if proc.poll() is None:
-            proc.kill()
+        if proc is not None:
+            _close_pipes(proc)
+            proc.kill()  # a no-op once it has exited
+
+
+def _close_pipes(proc: subprocess.Popen[bytes], *, stdout: bool = True, descriptors_only: bool = False) -> None:
+    """Close our ends of a sender's pipes. An end already closed, or (in a forked child) the
+    file objects' descriptors only, so that those objects never close the numbers again."""
+    for stream in (proc.stdin, proc.stdout) if stdout else (proc.stdin,):
+        if stream is None:
+            continue
+        try:
+            if descriptors_only:
+                os.close(stream.fileno())
+            else:
+                stream.close()
+        except (OSError, ValueError) as exc:  # closed already (EBADF, "closed file"), or a broken pipe's flush
+            logger.debug("closing a sender pipe: %s", type(exc).__name__)
 
 
 def _evolve(config: Any, **changes: Any) -> Any:
@@ -470,13 +449,13 @@ def _lower_priority() -> None:
         try:
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
             return
-        except OSError:  # pragma: no cover - refused by the platform: nice instead
-            pass
+        except OSError as exc:  # pragma: no cover - refused by the platform: nice instead
+            logger.debug("SCHED_IDLE refused (%s); nice instead", exc)
     if policy != "normal" and hasattr(os, "nice"):  # not on Windows
         try:
             os.nice(SENDER_NICE)
-        except OSError:  # pragma: no cover - refused by the platform
-            pass
+        except OSError as exc:  # pragma: no cover - refused by the platform
+            logger.debug("nice refused (%s); the sender runs at the app's priority", exc)
 
 
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:

@@ -102,6 +102,9 @@ class Worker:
         _exit.keep_signals_off_this_thread()
         self._run()
 
+    def after_fork(self) -> None:
+        """In a forked child, on the parent's worker: nothing of a thread's to let go."""
+
     @property
     def alive(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
