@@ -172,6 +172,10 @@ class Relay(Worker):
         super().run_inline()
 
     def _run(self) -> None:
+        if _in_a_multiprocessing_child():
+            logger.info("sender='process' is not used in a multiprocessing child (a pool's terminate() "
+                        "can miss its SIGTERM there); delivering from a thread")
+            self.in_process = True
         if self.in_process or self.p.closed or not self._relay():  # after close(): a short look, here
             self.in_process = True
             self._kill()
@@ -403,6 +407,14 @@ class Relay(Worker):
         if proc is not None:
             _close_pipes(proc)
             proc.kill()  # a no-op once it has exited
+
+
+def _in_a_multiprocessing_child() -> bool:
+    """A ``multiprocessing`` worker: short-lived, one of many, and ended by a pool's terminate()
+    while its main thread waits on the task queue's lock, where a sender's round trip at exit
+    made it miss its SIGTERM one run in a few. Such children deliver from a thread."""
+    mp = sys.modules.get("multiprocessing")
+    return mp is not None and mp.parent_process() is not None
 
 
 def _close_pipes(proc: subprocess.Popen[bytes], *, stdout: bool = True, descriptors_only: bool = False) -> None:

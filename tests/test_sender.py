@@ -375,3 +375,26 @@ def _spooled(root: Path) -> set[str]:
     from .background_helpers import spooled_ids
 
     return {i for d in root.iterdir() if d.is_dir() for i in spooled_ids(d)} if root.is_dir() else set()
+
+
+def test_multiprocessing_children_deliver_from_a_thread(tmp_path: Path) -> None:
+    """A pool worker's terminate() can miss its SIGTERM while a sender finishes (the host test
+    hung one run in a few): in a multiprocessing child the relay is the thread worker."""
+    import multiprocessing
+
+    with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
+        hp = bg_client(c.url, tmp_path / "spool", sender="process")
+        queue: Any = multiprocessing.get_context("fork").SimpleQueue()
+
+        def child() -> None:
+            hp.log(user_prompt="from-the-child", response="a")
+            result = hp.flush(10)
+            queue.put((result.sent, _relay(hp).in_process, _relay(hp).proc is None))
+
+        proc = multiprocessing.get_context("fork").Process(target=child)
+        proc.start()
+        proc.join(30)
+        assert queue.get() == (1, True, True)
+        hp.log(user_prompt="from-the-parent", response="a")
+        assert hp.flush(10).sent == 1 and not _relay(hp).in_process  # the parent keeps its sender
+        hp.close(5)
