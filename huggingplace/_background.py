@@ -21,9 +21,9 @@ import attrs
 from . import _exit
 from ._batcher import ACCEPTED, CLOSED, OVERFLOW, Batcher, Item
 from ._config import BackgroundConfig, Options
+from ._draft import Draft
 from ._exceptions import ValidationError
 from ._internal import swallow
-from ._mapping import Draft
 from ._models import LogRecord
 from ._privacy import Processor
 from ._retry import RetryPolicy

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
-import time as _time
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable
 
 from ._exceptions import ValidationError
 from ._fields import ALIASES, BY_NAME, legacy_step, public_sdk_ms, step_problem
-from ._models import ErrorInfo, InvalidField, LogRecord, Step, TokenUsage, new_event_id
+from ._models import ErrorInfo, InvalidField, LogRecord, Step, TokenUsage
 from ._serialize import to_jsonable
 from .providers import Normalized, adapt, as_dict
 from .providers._base import llm_metadata
 
-__all__ = ["normalize", "build_record", "merge_defaults", "merge_into", "step_as_log", "Draft"]
+__all__ = ["normalize", "build_record", "merge_defaults", "merge_into", "step_as_log"]
 
 _USAGE_KEYS = {
     "prompt_tokens": "prompt_tokens",
@@ -45,10 +44,10 @@ def normalize(data: Mapping[str, Any], *, where: str = "log()") -> dict[str, tup
     """
     out: dict[str, tuple[str, Any]] = {}
     for key, value in data.items():
-        if not isinstance(key, str):
-            raise ValidationError(f"{where}: field names must be strings, got {key!r}", field=repr(key))
         name = ALIASES.get(key)
         if name is None:
+            if not isinstance(key, str):
+                raise ValidationError(f"{where}: field names must be strings, got {key!r}", field=repr(key))
             raise ValidationError(
                 f"{where} got an unknown field `{key}`{suggest(key, list(ALIASES))} "
                 f"(the fields are listed in docs/fields.md)",
@@ -376,69 +375,3 @@ def build_record(fields: Mapping[str, tuple[str, Any]]) -> LogRecord:
     except InvalidField as exc:  # the caller's own key and value in the message, not ours
         key, given = fields[exc.name] if exc.name in fields else (exc.name, values[exc.name])
         raise _fail(key, exc.name, given) from None
-
-
-_CONTAINERS = (dict, list, tuple)
-
-
-def _snapshot(value: Any, depth: int = 16) -> Any:
-    """Plain dicts, lists and tuples copied (deeply, up to ``depth``); anything else kept as it
-    is. What a caller changes after ``log()`` returns must not change the record."""
-    kind = type(value)
-    if depth <= 0 or kind not in _CONTAINERS:
-        return value
-    if kind is dict:
-        return {k: _snapshot(v, depth - 1) if type(v) in _CONTAINERS else v for k, v in value.items()}
-    copied = [_snapshot(v, depth - 1) if type(v) in _CONTAINERS else v for v in value]
-    return copied if kind is list else kind(copied)
-
-
-class Draft:
-    """A record's fields captured when ``log()`` was called (its id and time fixed, its dicts
-    copied) and validated later by :meth:`build`: background mode builds on the worker, so the
-    caller pays microseconds, not the validation. Held compactly (names and values in one flat
-    tuple, the caller's spelling only where it differs), since up to ``max_queue_size`` wait."""
-
-    __slots__ = ("items", "spelled", "event_id", "size", "at")
-
-    def __init__(self, fields: Mapping[str, tuple[str, Any]]) -> None:
-        self.at = None if "timestamp" in fields else _time.time()  # a datetime when built: half the cost here
-        flat: list[Any] = []
-        add = flat.append
-        spelled: dict[str, str] | None = None
-        for name, (key, value) in fields.items():
-            add(name)
-            add(_snapshot(value) if type(value) in _CONTAINERS else value)
-            if key is not name and key != name:
-                if spelled is None:
-                    spelled = {}
-                spelled[name] = key
-        given = fields.get("event_id")
-        if given is None:
-            self.event_id = new_event_id()
-            flat += ("event_id", self.event_id)
-        else:
-            self.event_id = given[1] if isinstance(given[1], str) else ""
-        self.items = tuple(flat)
-        self.spelled = spelled
-        prompt, response = fields.get("user_prompt"), fields.get("response")
-        self.size = (512 + (len(prompt[1]) if prompt is not None and isinstance(prompt[1], str) else 0)
-                     + (len(response[1]) if response is not None and isinstance(response[1], str) else 0))
-
-    @classmethod
-    def restore(cls, items: tuple[Any, ...], spelled: dict[str, str] | None, event_id: str, size: int,
-                at: float | None) -> Draft:
-        """A draft from its parts (another process's, handed over by ``_sender``)."""
-        draft = cls.__new__(cls)
-        draft.items, draft.spelled, draft.event_id, draft.size, draft.at = items, spelled, event_id, size, at
-        return draft
-
-    def build(self) -> LogRecord:
-        """The validated record (raises :class:`ValidationError` naming the field as the caller
-        spelled it)."""
-        spelled = self.spelled or {}
-        items = self.items
-        fields = {items[i]: (spelled.get(items[i], items[i]), items[i + 1]) for i in range(0, len(items), 2)}
-        if self.at is not None:
-            fields["timestamp"] = ("timestamp", _dt.datetime.fromtimestamp(self.at, _dt.timezone.utc))
-        return build_record(fields)

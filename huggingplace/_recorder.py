@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 import attrs
 
 from ._context import Scope, current_scope
+from ._draft import Draft, KeywordDraft
 from ._exceptions import HuggingPlaceError, ValidationError
 from ._internal import swallow
-from ._mapping import Draft, build_record, merge_into, normalize
+from ._mapping import build_record, merge_into, normalize
 from ._models import LogRecord, LogResult, Step
 from ._privacy import Processor
 from ._session import current_session
@@ -53,10 +54,16 @@ class Recorder:
     #: background mode validates on the worker and log() only captures; not in durable mode,
     #: whose write-ahead encodes on the caller's thread
     defer: bool = attrs.field(init=False)
+    #: drafts may be keyword drafts: deferred, and no sampling (which reads the session id now)
+    quick: bool = attrs.field(init=False)
 
     @defer.default
     def _defer(self) -> bool:
         return self.pipeline is not None and not self.pipeline.config.durable
+
+    @quick.default
+    def _quick(self) -> bool:
+        return self.defer and self.processor.config.sample_rate >= 1.0
 
     @property
     def background(self) -> bool:
@@ -76,10 +83,10 @@ class Recorder:
                 f"{where} takes fields as keywords or one dict, got {type(args[0]).__name__}; "
                 "e.g. log(user_prompt=..., response=...)"
             )
-        fields = normalize(args[0], where=where) if args else {}
-        if kwargs:
-            fields = {**fields, **normalize(kwargs, where=where)}
-        return fields
+        if not args:
+            return normalize(kwargs, where=where)
+        fields = normalize(args[0], where=where)
+        return {**fields, **normalize(kwargs, where=where)} if kwargs else fields
 
     def _fields(
         self,
@@ -126,6 +133,10 @@ class Recorder:
             self.stats.drop("not_tracked")
             return LogResult(event_id="", dropped="not_tracked")
         try:
+            if self.quick and not args and not extra and scope is None and current_session() is None:
+                quick = KeywordDraft.capture(kwargs)  # the common background log(**fields)
+                if quick is not None:
+                    return quick
             fields = self._fields(args, kwargs, scope, **extra)
             accepted: Accepted = Draft(fields) if self.defer else build_record(fields)
             given = fields.get("session_id")
@@ -155,8 +166,8 @@ class Recorder:
     def enqueue(self, accepted: Accepted) -> LogResult:
         """Background mode: queue, never block, never raise."""
         assert self.pipeline is not None
-        queued = self.pipeline.submit(accepted)
-        return LogResult(event_id=accepted.event_id, queued=queued, error=None if queued else "client closed")
+        queued = self.pipeline.submit(accepted)  # positional: a tenth cheaper, on every call
+        return LogResult(accepted.event_id, None, None, queued, None if queued else "client closed")
 
     def hand_on_quietly(self, accepted: Accepted) -> None:
         """Deliver from code the caller did not write to log (a ``with`` block's end, a

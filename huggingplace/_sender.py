@@ -27,8 +27,8 @@ from typing import IO, TYPE_CHECKING, Any, Optional
 
 from . import _exit, _internal
 from ._batcher import Item
+from ._draft import Draft, KeywordDraft
 from ._internal import swallow
-from ._mapping import Draft
 from ._models import Step
 from ._version import __version__
 from ._worker import Worker
@@ -93,6 +93,8 @@ def pack(record: Any) -> Optional[bytes]:
     with ``marshal`` when it holds only builtins and steps (several times cheaper), else pickle."""
     if not isinstance(record, Draft):
         return None
+    if type(record) is KeywordDraft:  # pickled already
+        return b"K" + marshal.dumps((record.blob, record.event_id, record.at))
     try:
         items = _steps_as(record.items, _plain)
         return b"M" + marshal.dumps((items, record.spelled, record.event_id, record.size, record.at))
@@ -106,9 +108,12 @@ def pack(record: Any) -> Optional[bytes]:
 
 
 def unpack(data: bytes) -> tuple[Any, ...]:
-    """The entry :func:`pack` made, as ``("d", items, spelled, event_id, size, at)``."""
+    """The entry :func:`pack` made: ``("d", items, spelled, event_id, size, at)`` for a draft,
+    ``("k", blob, event_id, at)`` for a keyword draft."""
     if data[:1] == b"P":
         return tuple(pickle.loads(data[1:]))
+    if data[:1] == b"K":
+        return ("k", *marshal.loads(data[1:]))
     items, spelled, event_id, size, at = marshal.loads(data[1:])
     return ("d", _steps_as(items, _step), spelled, event_id, size, at)
 
@@ -541,6 +546,8 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
                         entry = unpack(entry)
                     if entry[0] == "d":
                         pipeline.submit(Draft.restore(*entry[1:]))
+                    elif entry[0] == "k":
+                        pipeline.submit(KeywordDraft.restore_keywords(*entry[1:]))
                     else:
                         pipeline.submit_item(Item(entry[1], len(entry[2]), body=entry[2]))
                 except Exception as exc:  # a record that will not unpack: counted, settled, and on we go

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from . import _exit
 from ._batcher import Item
+from ._draft import Draft
 from ._exceptions import HuggingPlaceError, ValidationError
 from ._internal import swallow
-from ._mapping import Draft
 from ._retry import Outcome, outcome, retry_after_of
 from ._spool import Entry, SpoolCorrupt
 from ._wire import BATCH_HEADER, Response, batch_body, batch_errors, parse_response, request_for_body, to_payload

@@ -71,3 +71,32 @@ def assert_conserved(produced: list[str], stored: set[str], spool_dir: Path, sta
     known = set(produced)
     assert known <= stored | set(spooled) or drops, "a record is neither stored, spooled nor counted"
     assert len(known) == len((stored | set(spooled)) & known) + drops
+
+
+def holds_a_set(value: Any, depth: int = 0) -> bool:
+    """True when a set is anywhere inside (a set read back may iterate in another order)."""
+    if isinstance(value, (set, frozenset)):
+        return True
+    if depth > 50:
+        return False
+    if isinstance(value, dict):
+        return any(holds_a_set(v, depth + 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(holds_a_set(v, depth + 1) for v in value)
+    return False
+
+
+def outcome(draft: Any) -> Any:
+    """What the sender would make of a draft: the encoded body, or the refusal's field."""
+    from huggingplace._config import resolve_options
+    from huggingplace._exceptions import ValidationError
+    from huggingplace._privacy import PrivacyConfig, Processor
+    from huggingplace._stats import Stats
+    from huggingplace._wire import to_payload
+
+    try:
+        record = draft.build()
+    except ValidationError as exc:
+        return ("refused", exc.field)
+    options = resolve_options(api_key=KEY, org_id="o", base_url="http://127.0.0.1:9")
+    return Processor(PrivacyConfig(), Stats()).body(to_payload(record, options))

@@ -278,3 +278,37 @@ def test_an_object_whose_str_and_repr_raise_is_a_validation_error_in_any_field(f
         hp.log(**fields)
     except ValidationError as exc:
         assert exc.field == field
+
+
+def test_event_ids_are_unique_across_threads_and_a_forked_child() -> None:
+    """Ids are drawn ahead in a pool: threads taking from it never share one, and a forked child
+    (which inherits the pool) never repeats an id its parent hands out."""
+    import os
+    import threading
+
+    from huggingplace._models import new_event_id
+
+    new_event_id()  # the pool is full: the child below inherits what the parent will hand out
+    taken: list[list[str]] = [[] for _ in range(4)]
+    threads = [threading.Thread(target=lambda out=out: out.extend(new_event_id() for _ in range(2_000)))
+               for out in taken]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, written back
+        os.close(read)
+        os.write(write, "".join(new_event_id() for _ in range(300)).encode())
+        os._exit(0)
+    os.close(write)
+    parent = [new_event_id() for _ in range(300)]
+    with os.fdopen(read, "rb") as pipe:
+        data = pipe.read().decode()
+    os.waitpid(pid, 0)
+    child = [data[i:i + 32] for i in range(0, len(data), 32)]
+    everything = [i for out in taken for i in out] + parent + child
+    assert len(child) == 300
+    assert len(set(everything)) == len(everything) == 8_600
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in everything)

@@ -19,7 +19,7 @@ from huggingplace._sender import Relay
 from huggingplace._worker import Worker
 from huggingplace.collector import Collector
 
-from .background_helpers import bg_client, wait_for
+from .background_helpers import bg_client, holds_a_set, outcome, wait_for
 from .conftest import KEY
 from .servers import ScriptedServer
 from .strategies import hostile_fields, valid_fields
@@ -229,45 +229,18 @@ def test_an_invalid_value_no_process_can_take_is_refused_here_and_counted(tmp_pa
 
 
 # ---- packing: what a record becomes on its way to the sender ------------------------------------
-def _holds_a_set(value: Any, depth: int = 0) -> bool:
-    if isinstance(value, (set, frozenset)):
-        return True
-    if depth > 50:
-        return False
-    if isinstance(value, dict):
-        return any(_holds_a_set(v, depth + 1) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_holds_a_set(v, depth + 1) for v in value)
-    return False
-
-
-def _outcome(draft: Any) -> Any:
-    """What the sender would make of a draft: the encoded body, or the refusal's field."""
-    from huggingplace._config import resolve_options
-    from huggingplace._exceptions import ValidationError
-    from huggingplace._privacy import PrivacyConfig, Processor
-    from huggingplace._stats import Stats
-    from huggingplace._wire import to_payload
-
-    try:
-        record = draft.build()
-    except ValidationError as exc:
-        return ("refused", exc.field)
-    options = resolve_options(api_key=KEY, org_id="o", base_url="http://127.0.0.1:9")
-    return Processor(PrivacyConfig(), Stats()).body(to_payload(record, options))
-
-
 @given(fields=hostile_fields() | valid_fields().map(lambda pair: pair[0]), steps=st.integers(0, 3),
        failed=st.booleans())
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_a_packed_draft_reads_back_as_the_same_record(fields: dict[str, Any], steps: int, failed: bool) -> None:
     """Any fields, and steps timed as a session times them (nested, failed): the sender builds
     from the unpacked draft exactly the body (or the refusal) the app would have built."""
-    from huggingplace._mapping import Draft, normalize
+    from huggingplace._draft import Draft
+    from huggingplace._mapping import normalize
     from huggingplace._models import Step
     from huggingplace._sender import pack, unpack
 
-    assume(not _holds_a_set(fields))  # a set has no order to keep
+    assume(not holds_a_set(fields))  # a set has no order to keep
     try:
         given = normalize(fields)
     except Exception:
@@ -290,11 +263,12 @@ def test_a_packed_draft_reads_back_as_the_same_record(fields: dict[str, Any], st
     packed = pack(draft)
     assert packed is not None and packed[:1] in (b"M", b"P")
     back = Draft.restore(*unpack(packed)[1:])
-    assert _outcome(back) == _outcome(draft)
+    assert outcome(back) == outcome(draft)
 
 
 def test_steps_travel_by_marshal_and_objects_by_pickle() -> None:
-    from huggingplace._mapping import Draft, normalize
+    from huggingplace._draft import Draft
+    from huggingplace._mapping import normalize
     from huggingplace._models import Step
     from huggingplace._sender import pack
 

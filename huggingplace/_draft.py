@@ -1,0 +1,175 @@
+"""Drafts: what a background ``log()`` captures on the caller's thread, built into a validated
+record later, on the worker. Capturing costs the caller microseconds; validation, mapping and
+encoding are the worker's."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import pickle
+import time as _time
+from collections.abc import Mapping
+from typing import Any, Optional
+
+from ._fields import ALIASES
+from ._mapping import build_record, normalize
+from ._models import LogRecord, new_event_id
+
+__all__ = ["Draft", "KeywordDraft", "plain_dumps"]
+
+_CONTAINERS = (dict, list, tuple)
+
+
+def _snapshot(value: Any, depth: int = 16) -> Any:
+    """Plain dicts, lists and tuples copied (deeply, up to ``depth``); anything else kept as it
+    is. What a caller changes after ``log()`` returns must not change the record."""
+    kind = type(value)
+    if depth <= 0 or kind not in _CONTAINERS:
+        return value
+    if kind is dict:
+        copied: Any = value.copy()  # a C copy, then only the nested containers replaced
+        for k, v in copied.items():
+            if type(v) in _CONTAINERS:
+                copied[k] = _snapshot(v, depth - 1)
+        return copied
+    copied = list(value)
+    for i, v in enumerate(copied):
+        if type(v) in _CONTAINERS:
+            copied[i] = _snapshot(v, depth - 1)
+    return copied if kind is list else kind(copied)
+
+
+class Draft:
+    """A record's fields captured when ``log()`` was called (its id and time fixed, its dicts
+    copied) and validated later by :meth:`build`. Held compactly (names and values in one flat
+    tuple, the caller's spelling only where it differs), since up to ``max_queue_size`` wait."""
+
+    __slots__ = ("items", "spelled", "event_id", "size", "at")
+    items: tuple[Any, ...]
+    spelled: Optional[dict[str, str]]
+    event_id: str
+    size: int
+    at: Optional[float]
+
+    def __init__(self, fields: Mapping[str, tuple[str, Any]]) -> None:
+        self.at = None if "timestamp" in fields else _time.time()  # a datetime when built
+        flat: list[Any] = []
+        spelled: dict[str, str] | None = None
+        size = 512  # the queue's byte bound counts the two texts; the rest is small
+        for name, (key, value) in fields.items():
+            if type(value) in _CONTAINERS:
+                value = _snapshot(value)
+            elif (name == "user_prompt" or name == "response") and isinstance(value, str):
+                size += len(value)
+            flat += (name, value)
+            if key is not name and key != name:
+                if spelled is None:
+                    spelled = {}
+                spelled[name] = key
+        given = fields.get("event_id")
+        if given is None:
+            self.event_id = new_event_id()
+            flat += ("event_id", self.event_id)
+        else:
+            self.event_id = given[1] if isinstance(given[1], str) else ""
+        self.items = tuple(flat)
+        self.spelled = spelled
+        self.size = size
+
+    @classmethod
+    def restore(cls, items: tuple[Any, ...], spelled: dict[str, str] | None, event_id: str, size: int,
+                at: float | None) -> Draft:
+        """A draft from its parts (another process's, handed over by ``_sender``)."""
+        draft = cls.__new__(cls)
+        draft.items, draft.spelled, draft.event_id, draft.size, draft.at = items, spelled, event_id, size, at
+        return draft
+
+    def fields(self) -> dict[str, tuple[str, Any]]:
+        """The captured fields, as :func:`normalize` gives them."""
+        spelled = self.spelled or {}
+        items = self.items
+        return {items[i]: (spelled.get(items[i], items[i]), items[i + 1]) for i in range(0, len(items), 2)}
+
+    def build(self) -> LogRecord:
+        """The validated record (raises :class:`ValidationError` naming the field as the caller
+        spelled it)."""
+        fields = self.fields()
+        if self.at is not None:
+            fields["timestamp"] = ("timestamp", _dt.datetime.fromtimestamp(self.at, _dt.timezone.utc))
+        return build_record(fields)
+
+
+class _NotPlain(Exception):
+    pass
+
+
+class _PlainPickler(pickle.Pickler):
+    """Pickles builtins only: the C pickler asks ``reducer_override`` about every object that is
+    not a builtin container, string, number, bool or None, and this refuses them all, so that no
+    user code runs and what is read back is exactly what was given."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        raise _NotPlain
+
+
+_picklers: list[tuple[io.BytesIO, _PlainPickler]] = []  # idle ones; list.pop/append are atomic
+
+
+def plain_dumps(value: Any) -> Optional[bytes]:
+    """``value`` pickled when it holds only builtins (a deep copy, in C), else None."""
+    try:
+        buffer, pickler = _picklers.pop()
+    except IndexError:
+        buffer = io.BytesIO()
+        pickler = _PlainPickler(buffer, pickle.HIGHEST_PROTOCOL)
+    try:
+        pickler.dump(value)
+        return buffer.getvalue()
+    except (_NotPlain, RecursionError):
+        return None
+    finally:
+        buffer.seek(0)
+        buffer.truncate()
+        pickler.clear_memo()
+        _picklers.append((buffer, pickler))
+
+
+_KNOWN = frozenset(ALIASES)
+_RESPELT = frozenset(key for key, name in ALIASES.items() if key != name)  # camelCase and other aliases
+_OWN = frozenset(key for key, name in ALIASES.items() if name in ("event_id", "timestamp"))
+
+
+class KeywordDraft(Draft):
+    """A plain ``log(**fields)`` of builtin values, captured as its keywords pickled: one C call
+    copies and packs them (a third of :class:`Draft`'s cost, and less memory while queued), and
+    :func:`normalize` maps them on the worker."""
+
+    __slots__ = ("blob",)
+    blob: bytes
+
+    @classmethod
+    def capture(cls, kwargs: Mapping[str, Any]) -> Optional[KeywordDraft]:
+        """The draft, or None when the keywords need :class:`Draft`: a key unknown (normalize
+        names it now), a field under two spellings, an ``event_id`` or ``timestamp`` of the
+        caller's own, or a value that is not a builtin."""
+        if not kwargs.keys() <= _KNOWN or not _OWN.isdisjoint(kwargs):
+            return None
+        if not _RESPELT.isdisjoint(kwargs) and len({ALIASES[key] for key in kwargs}) != len(kwargs):
+            return None
+        blob = plain_dumps(kwargs)
+        if blob is None:
+            return None
+        return cls.restore_keywords(blob, new_event_id(), _time.time())
+
+    @classmethod
+    def restore_keywords(cls, blob: bytes, event_id: str, at: float) -> KeywordDraft:
+        """A keyword draft from its parts (captured here, or handed over by ``_sender``)."""
+        draft = cls.__new__(cls)
+        draft.blob, draft.event_id, draft.at, draft.size = blob, event_id, at, 256 + len(blob)
+        draft.items, draft.spelled = (), None
+        return draft
+
+    def fields(self) -> dict[str, tuple[str, Any]]:
+        fields = normalize(pickle.loads(self.blob))
+        fields["event_id"] = ("event_id", self.event_id)
+        return fields
