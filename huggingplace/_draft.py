@@ -8,12 +8,12 @@ import datetime as _dt
 import io
 import pickle
 import time as _time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
 from ._fields import ALIASES
-from ._mapping import build_record, normalize
-from ._models import LogRecord, new_event_id
+from ._mapping import build_record, compose, normalize
+from ._models import LogRecord, Step, new_event_id
 
 __all__ = ["Draft", "KeywordDraft", "plain_dumps"]
 
@@ -116,16 +116,17 @@ _picklers: list[tuple[io.BytesIO, _PlainPickler]] = []  # idle ones; list.pop/ap
 
 
 def plain_dumps(value: Any) -> Optional[bytes]:
-    """``value`` pickled when it holds only builtins (a deep copy, in C), else None."""
+    """``value`` pickled when it holds only builtins and no cycle (a deep copy, in C), else None."""
     try:
         buffer, pickler = _picklers.pop()
     except IndexError:
         buffer = io.BytesIO()
         pickler = _PlainPickler(buffer, pickle.HIGHEST_PROTOCOL)
+        pickler.fast = True  # no memo: faster, and a cycle is refused (ValueError), as Draft renders it
     try:
         pickler.dump(value)
         return buffer.getvalue()
-    except (_NotPlain, RecursionError):
+    except (_NotPlain, ValueError, RecursionError):
         return None
     finally:
         buffer.seek(0)
@@ -140,23 +141,32 @@ _OWN = frozenset(key for key, name in ALIASES.items() if name in ("event_id", "t
 
 
 class KeywordDraft(Draft):
-    """A plain ``log(**fields)`` of builtin values, captured as its keywords pickled: one C call
-    copies and packs them (a third of :class:`Draft`'s cost, and less memory while queued), and
-    :func:`normalize` maps them on the worker."""
+    """A ``log(**fields)`` of builtin values (a plain call, or a session's with its defaults
+    and timed steps), captured pickled: one C call copies and packs it (a third of
+    :class:`Draft`'s cost, and less memory while queued); :func:`normalize` and
+    :func:`compose` map it on the worker."""
 
     __slots__ = ("blob",)
     blob: bytes
 
     @classmethod
-    def capture(cls, kwargs: Mapping[str, Any]) -> Optional[KeywordDraft]:
-        """The draft, or None when the keywords need :class:`Draft`: a key unknown (normalize
+    def capture(
+        cls, kwargs: Mapping[str, Any], defaults: Optional[Mapping[str, tuple[str, Any]]] = None,
+        steps: Sequence[Step] = (), measured_ms: Optional[float] = None,
+    ) -> Optional[KeywordDraft]:
+        """The draft, or None when the call needs :class:`Draft`: a key unknown (normalize
         names it now), a field under two spellings, an ``event_id`` or ``timestamp`` of the
-        caller's own, or a value that is not a builtin."""
+        caller's own, or a value (or a step's) that is not a builtin."""
         if not kwargs.keys() <= _KNOWN or not _OWN.isdisjoint(kwargs):
             return None
         if not _RESPELT.isdisjoint(kwargs) and len({ALIASES[key] for key in kwargs}) != len(kwargs):
             return None
-        blob = plain_dumps(kwargs)
+        if defaults or steps or measured_ms is not None:
+            if defaults and not _OWN.isdisjoint(defaults):
+                return None
+            blob = plain_dumps((kwargs, defaults, [s.plain() for s in steps], measured_ms))
+        else:
+            blob = plain_dumps(kwargs)
         if blob is None:
             return None
         return cls.restore_keywords(blob, new_event_id(), _time.time())
@@ -170,6 +180,12 @@ class KeywordDraft(Draft):
         return draft
 
     def fields(self) -> dict[str, tuple[str, Any]]:
-        fields = normalize(pickle.loads(self.blob))
+        captured = pickle.loads(self.blob)
+        if type(captured) is dict:
+            fields = normalize(captured)
+        else:
+            kwargs, defaults, steps, measured_ms = captured
+            fields = compose(normalize(kwargs), defaults, [Step.from_plain(s) for s in steps], measured_ms,
+                             fresh=True)
         fields["event_id"] = ("event_id", self.event_id)
         return fields

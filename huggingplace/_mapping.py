@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import difflib
 from collections.abc import Mapping, Sequence
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from ._exceptions import ValidationError
 from ._fields import ALIASES, BY_NAME, legacy_step, public_sdk_ms, step_problem
@@ -18,7 +18,7 @@ from ._serialize import to_jsonable
 from .providers import Normalized, adapt, as_dict
 from .providers._base import llm_metadata
 
-__all__ = ["normalize", "build_record", "merge_defaults", "merge_into", "step_as_log"]
+__all__ = ["normalize", "build_record", "compose", "merge_defaults", "merge_into", "step_as_log"]
 
 _USAGE_KEYS = {
     "prompt_tokens": "prompt_tokens",
@@ -252,14 +252,40 @@ def merge_into(merged: dict[str, tuple[str, Any]], given: Mapping[str, tuple[str
         base = merged.get(name)
         if base is None:
             merged[name] = pair
-        elif name in _MERGED and (name == "step_data" or isinstance(pair[1], Mapping)):
-            merged[name] = (pair[0], [*base[1], *pair[1]] if name == "step_data" else {**base[1], **pair[1]})
+        elif name == "step_data":
+            for key, steps in (base, pair):
+                if not isinstance(steps, (list, tuple)):
+                    raise ValidationError(f"`{key}` must be a list of steps, got {type(steps).__name__}", field=key)
+            merged[name] = (pair[0], [*base[1], *pair[1]])
+        elif name in _MERGED and isinstance(pair[1], Mapping):
+            merged[name] = (pair[0], {**base[1], **pair[1]})
         else:
             merged[name] = pair
     return merged
 
 
 _MERGED = frozenset({"metadata", "user_metadata", "step_data"})
+
+
+def compose(
+    given: Mapping[str, tuple[str, Any]], defaults: Optional[Mapping[str, tuple[str, Any]]] = None,
+    steps: Sequence[Step] = (), measured_ms: Optional[float] = None, *, fresh: bool = False,
+) -> dict[str, tuple[str, Any]]:
+    """One record's fields: ``defaults`` (the context's and session's) under the call's own
+    ``given``, then the ``steps`` timed for it; ``measured_ms`` is the ``response_time`` unless
+    given. ``fresh``: ``given`` is a dict of our own, to fill in place."""
+    if defaults:
+        fields = merge_into(dict(defaults), given)
+    else:
+        fields = given if fresh and isinstance(given, dict) else dict(given)
+    if steps:
+        if "step_data" in fields:
+            merge_into(fields, {"step_data": ("step_data", list(steps))})
+        else:  # the list is the session's to give (a draft copies it anyway)
+            fields["step_data"] = ("step_data", steps if isinstance(steps, list) else list(steps))
+    if measured_ms is not None:
+        fields.setdefault("response_time", ("response_time", measured_ms))
+    return fields
 
 
 def message_text(content: Any) -> str:

@@ -18,7 +18,7 @@ from ._context import Scope, current_scope
 from ._draft import Draft, KeywordDraft
 from ._exceptions import HuggingPlaceError, ValidationError
 from ._internal import swallow
-from ._mapping import build_record, merge_into, normalize
+from ._mapping import build_record, compose, merge_into, normalize
 from ._models import LogRecord, LogResult, Step
 from ._privacy import Processor
 from ._session import current_session
@@ -88,44 +88,24 @@ class Recorder:
         fields = normalize(args[0], where=where)
         return {**fields, **normalize(kwargs, where=where)} if kwargs else fields
 
-    def _fields(
-        self,
-        args: tuple[Mapping[str, Any], ...],
-        kwargs: Mapping[str, Any],
-        context: Optional[Scope],
-        *,
-        session: Session[Any] | None = None,
-        fields: Fields | None = None,
-        steps: list[Step] | tuple[Step, ...] = (),
-        measured_ms: float | None = None,
-    ) -> Fields:
-        """One record's fields: the enclosing context's, then the session's defaults, then the
-        caller's own, then the steps timed for it; ``measured_ms`` is the ``response_time``
-        unless given."""
-        given = fields if fields is not None else self.normalize(args, kwargs, where="log()")
+    def _defaults(self, context: Optional[Scope], session: Session[Any] | None) -> Optional[Fields]:
+        """What a record inherits: the enclosing context's fields, then its session's defaults
+        (the given session, else the one whose block encloses the call, if it is this client's)."""
         scope = session or current_session()
         if scope is not None and scope._recorder is not self:
             scope = None
-        if context is not None or scope is not None:  # one dict: context, then session, then the call's
-            merged: Fields = dict(context.fields) if context is not None else {}
-            if scope is not None:
-                merge_into(merged, scope.defaults)
-            given = merge_into(merged, given)
-        elif fields is not None:
-            given = dict(given)  # the caller's dict stays as it was
-        if steps:
-            if "step_data" in given:
-                merge_into(given, {"step_data": ("step_data", list(steps))})
-            else:  # the list is the session's to give (Draft copies it anyway)
-                given["step_data"] = ("step_data", steps if isinstance(steps, list) else list(steps))
-        if measured_ms is not None:
-            given.setdefault("response_time", ("response_time", measured_ms))
-        return given
+        if scope is None:
+            return context.fields if context is not None else None
+        return scope.defaults if context is None else merge_into(dict(context.fields), scope.defaults)
 
-    def accept(self, args: tuple[Mapping[str, Any], ...], kwargs: Mapping[str, Any], **extra: Any) -> Any:
+    def accept(self, args: tuple[Mapping[str, Any], ...], kwargs: Mapping[str, Any], *,
+               session: Session[Any] | None = None, fields: Fields | None = None,
+               steps: list[Step] | tuple[Step, ...] = (), measured_ms: float | None = None) -> Any:
         """A record to hand on (validated, or a background draft), or a LogResult saying why
         not: disabled, not tracked, sampled out, or (background mode, which never raises into
-        the host) a counted rejection."""
+        the host) a counted rejection. Its fields: ``fields`` (already normalized) or the
+        call's ``args``/``kwargs``, over the context's and session's, with ``steps`` timed for
+        it and ``measured_ms`` as the ``response_time`` unless given."""
         if not self.enabled:
             return LogResult(event_id="", dropped="disabled")
         scope = current_scope()
@@ -133,14 +113,16 @@ class Recorder:
             self.stats.drop("not_tracked")
             return LogResult(event_id="", dropped="not_tracked")
         try:
-            if self.quick and not args and not extra and scope is None and current_session() is None:
-                quick = KeywordDraft.capture(kwargs)  # the common background log(**fields)
+            defaults = self._defaults(scope, session)
+            if self.quick and not args and fields is None:  # background log(**fields), in a session or not
+                quick = KeywordDraft.capture(kwargs, defaults, steps, measured_ms)
                 if quick is not None:
                     return quick
-            fields = self._fields(args, kwargs, scope, **extra)
-            accepted: Accepted = Draft(fields) if self.defer else build_record(fields)
-            given = fields.get("session_id")
-            if not self.processor.keep(given[1] if given is not None and isinstance(given[1], str) else None):
+            given = fields if fields is not None else self.normalize(args, kwargs, where="log()")
+            record = compose(given, defaults, steps, measured_ms, fresh=fields is None)
+            accepted: Accepted = Draft(record) if self.defer else build_record(record)
+            sid = record.get("session_id")
+            if not self.processor.keep(sid[1] if sid is not None and isinstance(sid[1], str) else None):
                 self.stats.drop("sampled")
                 return LogResult(event_id=accepted.event_id, dropped="sampled")
             return accepted

@@ -13,14 +13,16 @@ import enum
 import pickle
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Sequence
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from huggingplace import ValidationError
 from huggingplace._draft import Draft, KeywordDraft, plain_dumps
-from huggingplace._mapping import normalize
+from huggingplace._mapping import compose, normalize
+from huggingplace._models import Step
 from huggingplace._sender import pack, unpack
 
 from .background_helpers import bg_client, holds_a_set, outcome
@@ -28,27 +30,64 @@ from .servers import closed_port
 from .strategies import hostile_fields, valid_fields
 
 
-def _twin(fields: dict[str, Any]) -> tuple[KeywordDraft | None, Draft | None]:
-    """A keyword draft of ``fields`` and the draft of the same fields normalized, with one id
-    and one capture time, so that their records can be compared."""
-    quick = KeywordDraft.capture(fields)
+def _twin(fields: dict[str, Any], defaults: Optional[dict[str, Any]] = None, steps: Sequence[Step] = (),
+          measured_ms: Optional[float] = None) -> tuple[KeywordDraft | None, Draft | None]:
+    """A keyword draft of a call and the draft of the same call normalized and composed, with
+    one id and one capture time, so that their records can be compared."""
+    base = normalize(defaults) if defaults else None
+    quick = KeywordDraft.capture(fields, base, steps, measured_ms)
     try:
-        slow = Draft(normalize(fields))
-    except (ValidationError, Exception):
+        given = normalize(fields)
+    except Exception:  # normalize() refuses the keys: the keyword draft must not have taken them
         return quick, None
+    try:
+        slow: Any = Draft(compose(given, base, steps, measured_ms, fresh=True))
+    except ValidationError as exc:  # refused as the steps are added: the worker refuses it likewise
+        slow = _Refused(exc.field)
     if quick is not None:
         quick.event_id, quick.at = slow.event_id, slow.at
     return quick, slow
 
 
-@given(fields=hostile_fields() | valid_fields().map(lambda pair: pair[0]))
+class _Refused:
+    """What a draft refused while it was composed builds: the same refusal."""
+
+    event_id, at = "0" * 32, 0.0
+
+    def __init__(self, field: Optional[str]) -> None:
+        self.field = field
+
+    def build(self) -> Any:
+        raise ValidationError("refused", field=self.field)
+
+
+def _timed(n: int, nested: bool) -> list[Step]:
+    steps = []
+    for i in range(n):
+        step = Step.timed(f"step-{i}")
+        step.start()
+        if nested and i == 0:
+            inner = Step.timed("inner")
+            inner.start()
+            inner.metadata = {"k": [1, "v"]}
+            inner.finish()
+            step.steps.append(inner)
+        step.finish()
+        steps.append(step)
+    return steps
+
+
+@given(fields=hostile_fields() | valid_fields().map(lambda pair: pair[0]), steps=st.integers(0, 3),
+       nested=st.booleans(), in_session=st.booleans(), measured=st.none() | st.floats(0, 1e6))
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_a_keyword_draft_builds_what_a_draft_builds(fields: dict[str, Any]) -> None:
-    """Property: for any keywords, a keyword draft (when it takes them) builds exactly the body,
-    or the refusal, that the normalized draft builds; and so does its copy after the trip to a
-    sender process."""
+def test_a_keyword_draft_builds_what_a_draft_builds(fields: dict[str, Any], steps: int, nested: bool,
+                                                     in_session: bool, measured: Optional[float]) -> None:
+    """Property: for any call (plain, or a session's with defaults, timed steps and a measured
+    time), a keyword draft (when it takes it) builds exactly the body, or the refusal, that
+    the normalized draft builds; and so does its copy after the trip to a sender process."""
     assume(not holds_a_set(fields))  # a set read back may iterate in another order
-    quick, slow = _twin(fields)
+    defaults = {"session_id": "s-1", "metadata": {"plan": "pro"}, "user_id": "u"} if in_session else None
+    quick, slow = _twin(fields, defaults, _timed(steps, nested), measured)
     if quick is None:
         return
     assert slow is not None, "a keyword draft took keywords that normalize() refuses"
@@ -116,9 +155,10 @@ def test_pickled_values_are_copies_and_picklers_are_not_shared() -> None:
     assert quick is not None and quick.build().metadata == {"request": {"id": "first"}}
 
 
-def test_only_a_plain_background_call_takes_the_keyword_path(tmp_path: Path) -> None:
-    """Sessions, contexts and sampling need the fields now (merged, or the session id read):
-    their records are normalized drafts. The rest are keyword drafts."""
+def test_which_calls_take_the_keyword_path(tmp_path: Path) -> None:
+    """Calls of keywords, alone or in a context or session, are keyword drafts; a trace's
+    fields, a positional dict, a failed step (its error is an object) and sampling (which
+    reads the session id now) make normalized drafts."""
     hp = bg_client(f"http://127.0.0.1:{closed_port()}", tmp_path / "spool", flush_interval=60)
     sampled = bg_client(f"http://127.0.0.1:{closed_port()}", tmp_path / "spool2", flush_interval=60,
                         sample_rate=0.999)
@@ -127,11 +167,19 @@ def test_only_a_plain_background_call_takes_the_keyword_path(tmp_path: Path) -> 
         with hp.context(user_id="u"):
             hp.log(user_prompt="q", response="a")
         with hp.start_session("s") as session:
+            with session.step("retrieve"):
+                pass
             session.log(user_prompt="q", response="a")
             hp.log(user_prompt="q", response="a")
+            with pytest.raises(RuntimeError), session.step("generate"):
+                raise RuntimeError("boom")
+            session.log(user_prompt="q", response="a")
+        hp.log({"user_prompt": "q", "response": "a"})
+        with hp.trace("t") as trace:
+            trace.update(user_prompt="q", response="a")
         sampled.log(user_prompt="q", response="a", session_id="s")
-        kinds = [type(item.record) for item in list(hp._pipeline.batcher._queue)]
-        assert kinds == [KeywordDraft, Draft, Draft, Draft]
+        kinds = [type(item.record).__name__ for item in list(hp._pipeline.batcher._queue)]
+        assert kinds == ["KeywordDraft"] * 4 + ["Draft"] * 3
         assert [type(item.record) for item in list(sampled._pipeline.batcher._queue)] == [Draft]
     finally:
         hp.close(0.2)

@@ -312,3 +312,16 @@ def test_event_ids_are_unique_across_threads_and_a_forked_child() -> None:
     assert len(child) == 300
     assert len(set(everything)) == len(everything) == 8_600
     assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in everything)
+
+
+@pytest.mark.parametrize("key", ["step_data", "stepData"])
+def test_steps_timed_in_a_session_and_a_step_data_that_is_no_list_are_refused_by_name(key: str) -> None:
+    """A session's timed steps join the call's own ``step_data``; one that is not a list is
+    refused naming the caller's key (not a TypeError from inside the merge)."""
+    hp, transport = _client()
+    with hp.start_session("s") as session:
+        with session.step("retrieve"):
+            pass
+        with pytest.raises(ValidationError, match=f"`{key}` must be a list of steps") as caught:
+            session.log(user_prompt="q", response="a", **{key: 5})
+    assert caught.value.field == key and transport.payloads == []
