@@ -5,7 +5,6 @@ encoding are the worker's."""
 from __future__ import annotations
 
 import datetime as _dt
-import io
 import pickle
 import time as _time
 from collections.abc import Mapping, Sequence
@@ -112,32 +111,39 @@ class _PlainPickler(pickle.Pickler):
         raise _NotPlain
 
 
-_picklers: list[tuple[io.BytesIO, _PlainPickler]] = []  # idle ones; list.pop/append are atomic
+class _Chunks(list):  # type: ignore[type-arg]
+    """What a pickler writes: its output in one chunk (a long text in a few), kept as given."""
+
+    __slots__ = ()
+    write = list.append
+
+
+_picklers: list[tuple[_Chunks, _PlainPickler]] = []  # idle ones; list.pop/append are atomic
 
 
 def plain_dumps(value: Any) -> Optional[bytes]:
     """``value`` pickled when it holds only builtins and no cycle (a deep copy, in C), else None."""
     try:
-        buffer, pickler = _picklers.pop()
+        chunks, pickler = _picklers.pop()
     except IndexError:
-        buffer = io.BytesIO()
-        pickler = _PlainPickler(buffer, pickle.HIGHEST_PROTOCOL)
+        chunks = _Chunks()
+        pickler = _PlainPickler(chunks, pickle.HIGHEST_PROTOCOL)
         pickler.fast = True  # no memo: faster, and a cycle is refused (ValueError), as Draft renders it
     try:
         pickler.dump(value)
-        return buffer.getvalue()
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     except (_NotPlain, ValueError, RecursionError):
         return None
     finally:
-        buffer.seek(0)
-        buffer.truncate()
-        pickler.clear_memo()
-        _picklers.append((buffer, pickler))
+        chunks.clear()
+        _picklers.append((chunks, pickler))
 
 
 _KNOWN = frozenset(ALIASES)
 _RESPELT = frozenset(key for key, name in ALIASES.items() if key != name)  # camelCase and other aliases
 _OWN = frozenset(key for key, name in ALIASES.items() if name in ("event_id", "timestamp"))
+_LONG = 4096  # characters: pickling copies a text (and encodes it, unless ASCII: 1 µs per KiB); a
+# Draft refers to it
 
 
 class KeywordDraft(Draft):
@@ -156,10 +162,16 @@ class KeywordDraft(Draft):
     ) -> Optional[KeywordDraft]:
         """The draft, or None when the call needs :class:`Draft`: a key unknown (normalize
         names it now), a field under two spellings, an ``event_id`` or ``timestamp`` of the
-        caller's own, or a value (or a step's) that is not a builtin."""
+        caller's own, a value (or a step's) that is not a builtin, or a text longer than
+        ``_LONG`` (a long prompt or response costs a Draft nothing to keep)."""
         if not kwargs.keys() <= _KNOWN or not _OWN.isdisjoint(kwargs):
             return None
-        if not _RESPELT.isdisjoint(kwargs) and len({ALIASES[key] for key in kwargs}) != len(kwargs):
+        if _RESPELT.isdisjoint(kwargs):  # the SDK's own spellings: the two long texts by name
+            prompt, response = kwargs.get("user_prompt"), kwargs.get("response")
+            if (type(prompt) is str and len(prompt) > _LONG) or (type(response) is str and len(response) > _LONG):
+                return None
+        elif len({ALIASES[key] for key in kwargs}) != len(kwargs) or any(
+                type(value) is str and len(value) > _LONG for value in kwargs.values()):
             return None
         if defaults or steps or measured_ms is not None:
             if defaults and not _OWN.isdisjoint(defaults):

@@ -126,10 +126,13 @@ class _Text(str):
     {"user_prompt": _Text("q"), "response": "a"},  # a str subclass
     {"user_prompt": "q", "response": "a", "metadata": {"c": _Color.RED}},
     {"user_prompt": "q", "response": "a", "metadata": {"v": array.array("d", [0.5, 1.5])}},  # a buffer
+    {"user_prompt": "q" * 4097, "response": "a"},  # a long text: a Draft keeps it without a copy
+    {"userPrompt": "q", "ai_response": "é" * 4097},  # ... under any spelling
 ])
 def test_anything_but_plain_keywords_is_left_to_the_normalized_draft(fields: dict[str, Any]) -> None:
     """Each of these needs normalize() now, or holds a value that pickling would change or
-    that only the worker's encoding knows (an array.array is a list of numbers, not bytes)."""
+    that only the worker's encoding knows (an array.array is a list of numbers, not bytes),
+    or a text long enough that copying it would cost the caller more than referring to it."""
     assert KeywordDraft.capture(fields) is None
 
 
