@@ -21,7 +21,7 @@ import attrs
 from . import _exit
 from ._batcher import ACCEPTED, CLOSED, OVERFLOW, Batcher, Item
 from ._config import BackgroundConfig, Options
-from ._draft import Draft
+from ._draft import Capture
 from ._exceptions import ValidationError
 from ._internal import swallow
 from ._models import LogRecord
@@ -63,9 +63,9 @@ class FlushResult:
         return self.pending == 0 and self.on_disk == 0
 
 
-def _estimate(record: LogRecord | Draft) -> int:
+def _estimate(record: LogRecord | Capture) -> int:
     """A cheap size estimate (no JSON encoding) for the queue's byte bound."""
-    if isinstance(record, Draft):
+    if isinstance(record, Capture):
         return record.size
     return 512 + len(record.user_prompt) + len(record.response) + 64 * len(record.step_data)
 
@@ -167,7 +167,7 @@ class Pipeline:
             logger.warning(message, *args)
 
     # ==== caller side: never blocks on the network, never raises ================================
-    def submit(self, record: LogRecord | Draft) -> bool:
+    def submit(self, record: LogRecord | Capture) -> bool:
         """Queue one record (or a draft, validated on the worker); False when it could not be
         accepted (counted)."""
         item = Item(record.event_id, _estimate(record), record)

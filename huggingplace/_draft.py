@@ -14,7 +14,7 @@ from ._fields import ALIASES
 from ._mapping import build_record, compose, normalize
 from ._models import LogRecord, Step, new_event_id
 
-__all__ = ["Draft", "KeywordDraft", "plain_dumps"]
+__all__ = ["Capture", "Draft", "KeywordDraft", "plain_dumps"]
 
 _CONTAINERS = (dict, list, tuple)
 
@@ -38,17 +38,37 @@ def _snapshot(value: Any, depth: int = 16) -> Any:
     return copied if kind is list else kind(copied)
 
 
-class Draft:
-    """A record's fields captured when ``log()`` was called (its id and time fixed, its dicts
-    copied) and validated later by :meth:`build`. Held compactly (names and values in one flat
-    tuple, the caller's spelling only where it differs), since up to ``max_queue_size`` wait."""
+class Capture:
+    """A record captured when ``log()`` was called (its id and time fixed, what it was given
+    copied) and validated later by :meth:`build`, on the worker. ``size`` estimates it for the
+    queue's byte bound; ``at`` is the call's time, unless the caller gave a ``timestamp``."""
 
-    __slots__ = ("items", "spelled", "event_id", "size", "at")
-    items: tuple[Any, ...]
-    spelled: Optional[dict[str, str]]
+    __slots__ = ("event_id", "size", "at")
     event_id: str
     size: int
     at: Optional[float]
+
+    def fields(self) -> dict[str, tuple[str, Any]]:
+        """The captured fields, as :func:`normalize` gives them."""
+        raise NotImplementedError
+
+    def build(self) -> LogRecord:
+        """The validated record (raises :class:`ValidationError` naming the field as the caller
+        spelled it)."""
+        fields = self.fields()
+        if self.at is not None:
+            fields["timestamp"] = ("timestamp", _dt.datetime.fromtimestamp(self.at, _dt.timezone.utc))
+        return build_record(fields)
+
+
+class Draft(Capture):
+    """Any call's normalized fields, held compactly (names and values in one flat tuple, the
+    caller's spelling only where it differs), since up to ``max_queue_size`` wait: its dicts
+    and lists copied, anything else kept by reference."""
+
+    __slots__ = ("items", "spelled")
+    items: tuple[Any, ...]
+    spelled: Optional[dict[str, str]]
 
     def __init__(self, fields: Mapping[str, tuple[str, Any]]) -> None:
         self.at = None if "timestamp" in fields else _time.time()  # a datetime when built
@@ -84,18 +104,9 @@ class Draft:
         return draft
 
     def fields(self) -> dict[str, tuple[str, Any]]:
-        """The captured fields, as :func:`normalize` gives them."""
         spelled = self.spelled or {}
         items = self.items
         return {items[i]: (spelled.get(items[i], items[i]), items[i + 1]) for i in range(0, len(items), 2)}
-
-    def build(self) -> LogRecord:
-        """The validated record (raises :class:`ValidationError` naming the field as the caller
-        spelled it)."""
-        fields = self.fields()
-        if self.at is not None:
-            fields["timestamp"] = ("timestamp", _dt.datetime.fromtimestamp(self.at, _dt.timezone.utc))
-        return build_record(fields)
 
 
 class _NotPlain(Exception):
@@ -146,7 +157,7 @@ _LONG = 4096  # characters: pickling copies a text (and encodes it, unless ASCII
 # Draft refers to it
 
 
-class KeywordDraft(Draft):
+class KeywordDraft(Capture):
     """A ``log(**fields)`` of builtin values (a plain call, or a session's with its defaults
     and timed steps), captured pickled: one C call copies and packs it (a third of
     :class:`Draft`'s cost, and less memory while queued); :func:`normalize` and
@@ -188,7 +199,6 @@ class KeywordDraft(Draft):
         """A keyword draft from its parts (captured here, or handed over by ``_sender``)."""
         draft = cls.__new__(cls)
         draft.blob, draft.event_id, draft.at, draft.size = blob, event_id, at, 256 + len(blob)
-        draft.items, draft.spelled = (), None
         return draft
 
     def fields(self) -> dict[str, tuple[str, Any]]:

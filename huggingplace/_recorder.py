@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 import attrs
 
 from ._context import Scope, current_scope
-from ._draft import Draft, KeywordDraft
+from ._draft import Capture, Draft, KeywordDraft
 from ._exceptions import HuggingPlaceError, ValidationError
 from ._internal import swallow
 from ._mapping import build_record, compose, merge_into, normalize
@@ -34,7 +34,7 @@ logger = logging.getLogger("huggingplace")
 
 Fields = dict[str, tuple[str, Any]]
 #: what ``accept`` hands on: a validated record, or (background mode) a draft the worker validates
-Accepted = Union[LogRecord, Draft]
+Accepted = Union[LogRecord, Capture]
 
 
 @attrs.define(kw_only=True, eq=False)

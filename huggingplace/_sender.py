@@ -91,10 +91,10 @@ def can_relay(pipeline: Pipeline) -> Optional[str]:
 def pack(record: Any) -> Optional[bytes]:
     """A draft packed for the sender, or None when it cannot be (the relay then encodes it):
     with ``marshal`` when it holds only builtins and steps (several times cheaper), else pickle."""
+    if isinstance(record, KeywordDraft):  # pickled already
+        return b"K" + marshal.dumps((record.blob, record.event_id, record.at))
     if not isinstance(record, Draft):
         return None
-    if type(record) is KeywordDraft:  # pickled already
-        return b"K" + marshal.dumps((record.blob, record.event_id, record.at))
     try:
         items = _steps_as(record.items, _plain)
         return b"M" + marshal.dumps((items, record.spelled, record.event_id, record.size, record.at))

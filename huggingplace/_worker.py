@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from . import _exit
 from ._batcher import Item
-from ._draft import Draft
+from ._draft import Capture
 from ._exceptions import HuggingPlaceError, ValidationError
 from ._internal import swallow
 from ._retry import Outcome, outcome, retry_after_of
@@ -285,7 +285,7 @@ class Worker:
         None when it was refused or dropped, counted either way."""
         p = self.p
         try:
-            if isinstance(record, Draft):
+            if isinstance(record, Capture):
                 record = record.build()
             return p.processor.body(to_payload(record, p.options))  # None: before_send dropped it
         except ValidationError as exc:
