@@ -15,6 +15,8 @@ and again in a forked child, whose host may have reset them:
   prefork child does the same from ``worker_process_shutdown``.
 - After ``fork()``, the child gets fresh queues and worker; the parent's records stay the
   parent's, and the child's hooks are installed again on its first use.
+- A signal whose Python handler CPython never runs (see ``_Watch``) is sent again to the main
+  thread, so a process that the default action would have ended does not live on.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import atexit
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -47,6 +50,7 @@ _hooked_pid: Optional[int] = None
 _atexit_done = False
 _fork_done = False
 _MARK = "_huggingplace_chained"
+_PREVIOUS = "_huggingplace_previous"  # on our handler: the one it chains to
 
 
 def register(pipeline: Pipeline) -> None:
@@ -123,7 +127,7 @@ def flush_all(timeout: Optional[float] = None) -> None:
 # ---- installing ---------------------------------------------------------------------------------
 def started(pipeline: Pipeline) -> None:
     """A pipeline's worker starts: make sure this process's hooks are in place (once per pid)."""
-    global _hooked_pid, _atexit_done, _fork_done
+    global _hooked_pid, _atexit_done
     pid = os.getpid()
     if _hooked_pid == pid:
         return
@@ -131,12 +135,17 @@ def started(pipeline: Pipeline) -> None:
     if not _atexit_done:
         atexit.register(close_all)
         _atexit_done = True
-    if not _fork_done and hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_after_fork_child)
-        _fork_done = True
+    _hook_fork()
     if pipeline.config.handle_signals and not install_signal_handlers():
         _install_from_worker_thread()
     _process_hooks()
+
+
+def _hook_fork() -> None:
+    global _fork_done
+    if not _fork_done and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_child)
+        _fork_done = True
 
 
 def _install_from_worker_thread() -> None:
@@ -181,6 +190,8 @@ def _celery_shutdown(*args: Any, **kwargs: Any) -> None:
 def _after_fork_child() -> None:
     global _hooked_pid
     _hooked_pid = None
+    _entered.clear()
+    _Watch.let_go()  # before anything else: the parent's watcher must not read the child's signals
     for pipeline in list(_live):
         old = pipeline.after_fork()
         if old is not None:
@@ -212,7 +223,14 @@ def install_signal_handlers(signals: tuple[int, ...] = (signal.SIGTERM, signal.S
             done = True
         except (ValueError, OSError):  # pragma: no cover - not the main interpreter
             continue
+    if any(_ends_process(signal.getsignal(s)) for s in signals):
+        _Watch.ensure()
     return done
+
+
+def _ends_process(handler: Any) -> bool:
+    """Our handler, chained onto the default action: it ends the process once it has closed."""
+    return bool(getattr(handler, _MARK, False)) and getattr(handler, _PREVIOUS, None) == signal.SIG_DFL
 
 
 _handling: set[int] = set()  # signals whose handling is under way in this process
@@ -220,6 +238,7 @@ _handling: set[int] = set()  # signals whose handling is under way in this proce
 
 def _chained(signum: int, previous: Any) -> Callable[[int, Any], None]:
     def handler(sig: int, frame: Any) -> None:
+        _entered.add(sig)
         if sig in _handling:  # the same signal again, while we handle it: the first one is
             return  # already bounded by the exit deadline and ends as the platform expects
         if _busy:  # it interrupts our own close or flush (an exit path): act once that is done
@@ -241,4 +260,100 @@ def _chained(signum: int, previous: Any) -> Callable[[int, Any], None]:
             previous(sig, frame)
 
     setattr(handler, _MARK, True)
+    setattr(handler, _PREVIOUS, previous)
     return handler
+
+
+# ---- a signal CPython leaves unhandled ----------------------------------------------------------
+_entered: set[int] = set()  # signals whose handler (ours) has started in this process
+
+
+class _Watch:
+    """Sends a signal again to the main thread when CPython has not run our handler for it.
+
+    CPython records a signal in its C handler and runs the Python handler later, on the main
+    thread, when its eval loop looks. On 3.11 it can fail to look: the "something to do" flag
+    may be recomputed by another thread (ours, sending, holding the GIL), which cannot run
+    handlers and leaves the signal out; a main thread that then blocks in a C wait with no
+    timeout (a ``multiprocessing`` pool worker waiting for its next task) never runs it. The
+    default action would have ended the process; with our handler it lived on, and
+    ``Pool.terminate()`` waited for it forever (one pool run in 15 to 40). The C handler also writes
+    the signal's number to the wakeup fd, from whatever thread it runs on: this thread reads
+    it, and if our handler has not started by ``GRACE``, sends the signal again to the main
+    thread, whose wait then returns EINTR and runs the handler. Only for signals whose handler
+    ends the process (ours over the default action): a host's own handler is never called twice.
+    """
+
+    GRACE = 0.2  #: how long the main thread has to start the handler before it is sent again
+    TRIES = 5
+    current: Optional[_Watch] = None
+
+    def __init__(self, reader: socket.socket, writer: socket.socket) -> None:
+        self.pid = os.getpid()
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    def ensure(cls) -> None:
+        """From the main thread: watch, unless this process has a watch or another wakeup fd
+        (an asyncio loop's signal handlers), which is left in place."""
+        if cls.current is not None or not hasattr(signal, "pthread_kill") or sys.is_finalizing():
+            return
+        reader, writer = socket.socketpair()
+        writer.setblocking(False)
+        try:
+            previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        except ValueError:  # pragma: no cover - not the main thread (install_signal_handlers checked)
+            previous = -2
+        if previous != -1:  # someone else's: put it back
+            if previous >= 0:
+                signal.set_wakeup_fd(previous)
+            reader.close()
+            writer.close()
+            return
+        _hook_fork()  # a forked child lets go of it, even if no pipeline started here
+        watch = cls.current = cls(reader, writer)
+        try:
+            threading.Thread(target=watch._run, name="huggingplace-signal-watch", daemon=True).start()
+        except RuntimeError:  # no new threads at interpreter shutdown (3.12): no watch, as before
+            cls.let_go()
+
+    @classmethod
+    def let_go(cls) -> None:
+        """In a forked child: the parent's watch is the parent's (its thread did not come along)."""
+        watch, cls.current = cls.current, None
+        if watch is None:
+            return
+        try:
+            previous = signal.set_wakeup_fd(-1)
+            if previous not in (-1, watch.writer.fileno()):  # replaced since: keep that one
+                signal.set_wakeup_fd(previous)
+        except ValueError as exc:  # pragma: no cover - after fork the forking thread is the main one
+            swallow("letting go of the signal wakeup fd", exc)
+        watch.reader.close()
+        watch.writer.close()
+
+    def _run(self) -> None:
+        keep_signals_off_this_thread()
+        tries: dict[int, int] = {}
+        while True:
+            try:
+                data = self.reader.recv(64)
+            except OSError as exc:  # pragma: no cover - a socketpair nobody else reads or closes
+                swallow("signal watch", exc)
+                return
+            if not data or self.pid != os.getpid():
+                return
+            for sig in set(data):
+                if tries.get(sig, 0) < self.TRIES and self._missed(sig):
+                    tries[sig] = tries.get(sig, 0) + 1
+                    try:
+                        signal.pthread_kill(threading.main_thread().ident or 0, sig)
+                    except OSError:  # the main thread has ended: nothing to wake
+                        return
+
+    @classmethod
+    def _missed(cls, sig: int) -> bool:
+        deadline = time.monotonic() + cls.GRACE
+        while sig not in _entered and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return sig not in _entered and _ends_process(signal.getsignal(sig))

@@ -187,3 +187,85 @@ def test_the_sdks_threads_leave_sigterm_and_sigint_to_the_main_thread(tmp_path: 
         assert ours and all(_blocked(t.native_id) == {signal.SIGTERM, signal.SIGINT} for t in ours)  # type: ignore[arg-type]
         assert _blocked(threading.main_thread().native_id) == set()  # type: ignore[arg-type]
         hp.close(5)
+
+
+def test_a_signal_cpython_left_unhandled_still_ends_the_process(tmp_path: Path) -> None:
+    """CPython records a signal in its C handler and runs ours only when the main thread's eval
+    loop looks; a main thread blocked in a C wait with no timeout may never look (a pool
+    worker's task queue; here a lock, and the signal landing on another thread). The default
+    action would have ended the process: ours must too, after delivering."""
+    code = """
+        import signal, threading, time
+        from huggingplace import HuggingPlace
+        hp = HuggingPlace(background=True, flush_interval=30)
+        for i in range(20):
+            hp.log(user_prompt=f"missed-{i}", response="a")
+        def elsewhere():
+            time.sleep(0.3)
+            signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        threading.Thread(target=elsewhere).start()
+        lock = threading.Lock()
+        lock.acquire()
+        lock.acquire()  # the main thread waits in C, with no timeout, and nothing wakes it
+    """
+    returncode, _, err, stored = _run_to_end(code, tmp_path)
+    assert returncode == -signal.SIGTERM and stored == [f"missed-{i}" for i in range(20)] and err == "", err
+
+
+def _run_to_end(code: str, tmp_path: Path) -> tuple[int, str, str, list[str]]:
+    """Run ``code`` against a collector: its exit code, output, errors and the prompts stored."""
+    with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
+        proc = _run(code, c.url, tmp_path)
+        try:
+            out, err = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+        with sqlite3.connect(c.db_path) as conn:
+            stored = sorted((r[0] for r in conn.execute("SELECT user_prompt FROM chat")), key=lambda p: (len(p), p))
+    return proc.returncode, out, err, stored
+
+
+def test_a_forked_childs_signals_never_reach_the_parent(tmp_path: Path) -> None:
+    """The wakeup fd is inherited at fork: the child lets go of the parent's at once, so a child
+    that gets SIGTERM (a pool's terminate()) is never taken for the parent missing one."""
+    code = """
+        import os, signal, time
+        from huggingplace import HuggingPlace
+        from huggingplace import _exit
+        hp = HuggingPlace(background=True)  # built at import, never used in the parent (a pool's parent)
+        parents = _exit._Watch.current
+        pid = os.fork()
+        if pid == 0:
+            hp.log(user_prompt="child", response="a")
+            own = _exit._Watch.current
+            os.write(1, f"{own is not None and own is not parents and own.pid == os.getpid()}\\n".encode())
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)
+        _, status = os.waitpid(pid, 0)
+        time.sleep(1)  # past the watch's grace: it would have sent SIGTERM to this process by now
+        print(os.waitstatus_to_exitcode(status), parents is not None, signal.SIGTERM not in _exit._entered)
+    """
+    returncode, out, err, stored = _run_to_end(code, tmp_path)
+    assert returncode == 0, err
+    assert out.split() == ["True", str(-signal.SIGTERM), "True", "True"] and stored == ["child"], err
+
+
+def test_a_wakeup_fd_in_use_is_left_in_place(tmp_path: Path) -> None:
+    """An asyncio loop's signal handlers own the wakeup fd: the client does not take it."""
+    code = """
+        import asyncio, signal
+        from huggingplace import HuggingPlace
+        from huggingplace import _exit
+        loop = asyncio.new_event_loop()
+        loop.add_signal_handler(signal.SIGUSR1, print)
+        theirs = signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(theirs)
+        hp = HuggingPlace(background=True)
+        hp.log(user_prompt="q", response="a")
+        print(signal.set_wakeup_fd(-1) == theirs, _exit._Watch.current is None, theirs >= 0)
+        hp.close()
+    """
+    with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
+        proc = _run(code, c.url, tmp_path)
+        out, err = proc.communicate(timeout=30)
+    assert out.split() == ["True", "True", "True"] and err == "", err
