@@ -277,11 +277,13 @@ class _Watch:
     handlers and leaves the signal out; a main thread that then blocks in a C wait with no
     timeout (a ``multiprocessing`` pool worker waiting for its next task) never runs it. The
     default action would have ended the process; with our handler it lived on, and
-    ``Pool.terminate()`` waited for it forever (one pool run in 15 to 40). The C handler also writes
-    the signal's number to the wakeup fd, from whatever thread it runs on: this thread reads
-    it, and if our handler has not started by ``GRACE``, sends the signal again to the main
-    thread, whose wait then returns EINTR and runs the handler. Only for signals whose handler
-    ends the process (ours over the default action): a host's own handler is never called twice.
+    ``Pool.terminate()`` waited for it forever (one pool run in 15 to 40).
+
+    The C handler also writes the signal's number to the wakeup fd, from whatever thread it
+    runs on: this thread reads it, and if our handler has not started by ``GRACE``, sends the
+    signal again to the main thread, whose wait then returns EINTR and runs the handler. Only
+    for signals whose handler ends the process (ours over the default action): a host's own
+    handler is never called twice.
     """
 
     GRACE = 0.2  #: how long the main thread has to start the handler before it is sent again
@@ -289,7 +291,6 @@ class _Watch:
     current: Optional[_Watch] = None
 
     def __init__(self, reader: socket.socket, writer: socket.socket) -> None:
-        self.pid = os.getpid()
         self.reader, self.writer = reader, writer
 
     @classmethod
@@ -341,7 +342,7 @@ class _Watch:
             except OSError as exc:  # pragma: no cover - a socketpair nobody else reads or closes
                 swallow("signal watch", exc)
                 return
-            if not data or self.pid != os.getpid():
+            if not data:  # pragma: no cover - nothing closes the other end
                 return
             for sig in set(data):
                 if tries.get(sig, 0) < self.TRIES and self._missed(sig):
