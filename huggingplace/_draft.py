@@ -143,8 +143,8 @@ def plain_dumps(value: Any) -> Optional[bytes]:
     try:
         pickler.dump(value)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    except (_NotPlain, ValueError, RecursionError):
-        return None
+    except (_NotPlain, ValueError, RecursionError):  # the answer, not an error: an object, a cycle
+        return None  # or nesting too deep for the C pickler; the caller captures it as a Draft
     finally:
         chunks.clear()
         _picklers.append((chunks, pickler))

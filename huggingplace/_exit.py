@@ -301,13 +301,9 @@ class _Watch:
             return
         reader, writer = socket.socketpair()
         writer.setblocking(False)
-        try:
-            previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-        except ValueError:  # pragma: no cover - not the main thread (install_signal_handlers checked)
-            previous = -2
+        previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)  # main thread: checked
         if previous != -1:  # someone else's: put it back
-            if previous >= 0:
-                signal.set_wakeup_fd(previous)
+            signal.set_wakeup_fd(previous)
             reader.close()
             writer.close()
             return
@@ -349,7 +345,8 @@ class _Watch:
                     tries[sig] = tries.get(sig, 0) + 1
                     try:
                         signal.pthread_kill(threading.main_thread().ident or 0, sig)
-                    except OSError:  # the main thread has ended: nothing to wake
+                    except OSError as exc:  # pragma: no cover - the main thread runs while we do
+                        swallow("resending a signal to the main thread", exc)
                         return
 
     @classmethod
