@@ -1,9 +1,11 @@
 """A fast loopback endpoint with only the contract's route (no batch route): answers 200 to
-every POST and counts records. ``GET /count`` tells how many arrived, ``POST /down`` and
-``POST /up`` switch it between refusing (503) and storing. Runs in its own process."""
+every POST (after ``argv[2]`` seconds, when given: an endpoint far away) and counts records.
+``GET /count`` tells how many arrived, ``POST /down`` and ``POST /up`` switch it between refusing
+(503) and storing. Runs in its own process."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 
@@ -15,8 +17,13 @@ state = {"count": 0, "down": False, "first": 0.0, "last": 0.0}
 MARKER = b"hp-bench-span"  # the OpenTelemetry peer names its spans so; each occurrence is one record
 
 
+DELAY = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0  # seconds per answer: an endpoint far away
+
+
 async def store(request: web.Request) -> web.Response:
     body = await request.read()
+    if DELAY:
+        await asyncio.sleep(DELAY)
     if state["down"]:
         return web.json_response({"error": "down"}, status=503)
     now = time.time()

@@ -6,7 +6,9 @@
 Every figure comes from a fresh subprocess (so threads, GC and RSS of one measurement never
 touch another), talking to a loopback sink in its own process that has only the contract's
 route. Peers: OpenTelemetry's BatchSpanProcessor with OTLP/HTTP; a bare aiohttp client with 8
-keep-alive connections (the route's speed); a raw keep-alive ``requests.Session``.
+keep-alive connections (the route's speed); a raw keep-alive ``requests.Session``. A second
+sink answers after 50 ms, as an endpoint far away does: the requests the worker keeps in flight
+decide the rate there.
 The caller and delivery figures are medians of ``--rounds`` interleaved runs (the machine is
 noisy: one bare-client run alone varied from 7,600 to 9,100 rec/s). Temporary files are removed
 at the end.
@@ -42,9 +44,9 @@ class Sink:
     """The loopback endpoint, in its own process; ``nice`` lowers its priority (bench_app.py: it
     stands in for a remote endpoint, whose CPU a real deployment spends on another machine)."""
 
-    def __init__(self, nice: int = 0) -> None:
+    def __init__(self, nice: int = 0, delay: float = 0.0) -> None:
         self.port = free_port()
-        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "_sink.py"), str(self.port)],
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "_sink.py"), str(self.port), str(delay)],
                                      preexec_fn=(lambda: os.nice(nice)) if nice else None)
         for _ in range(100):
             try:
@@ -97,10 +99,11 @@ def cpu_of(pid: int) -> float:
         return 0.0
 
 
-def one_hp_background(url: str, n: int, spool: str, sender: str = "thread") -> dict[str, Any]:
+def one_hp_background(url: str, n: int, spool: str, sender: str = "thread", **options: Any) -> dict[str, Any]:
     from huggingplace import HuggingPlace
 
-    hp = HuggingPlace(api_key=KEY, org_id="org", base_url=url, background=True, spool_dir=spool, sender=sender)
+    hp = HuggingPlace(api_key=KEY, org_id="org", base_url=url, background=True, spool_dir=spool, sender=sender,
+                      **options)
     for i in range(200):  # warm-up: the worker and its connections are up
         hp.log(**record(i))
     hp.flush(30)
@@ -120,6 +123,11 @@ def one_hp_background(url: str, n: int, spool: str, sender: str = "thread") -> d
     caller = sum(samples) / 1e9
     return {"p50": p50, "p99": p99, "rate": n / wall, "worker_cpu_ms": (cpu - caller + sender_cpu) / n * 1000,
             "app_cpu_ms": (cpu - caller) / n * 1000, "complete": result.complete, "sent": result.sent - 200}
+
+
+def one_hp_background_8(url: str, n: int, spool: str) -> dict[str, Any]:
+    """The same, with 8 requests in flight at most (the worker's fixed number before it adapted)."""
+    return one_hp_background(url, n, spool, concurrency=8)
 
 
 def one_hp_process(url: str, n: int, spool: str) -> dict[str, Any]:
@@ -269,6 +277,7 @@ def one_outage(url: str, n: int, spool: str) -> dict[str, Any]:
 ONE = {
     "hp_background": one_hp_background, "hp_process": one_hp_process, "otel": one_otel,
     "bare_aiohttp": one_bare_aiohttp,
+    "hp_background_8": one_hp_background_8,
     "foreground": one_foreground, "rss_down": one_rss_down, "rss_down_2048": one_rss_down_2048,
     "otel_rss_down": one_otel_rss_down,
     "outage": one_outage, "otel_outage": one_otel_outage,
@@ -374,6 +383,17 @@ def main() -> None:
               f"   {proc['rate'] / bare['rate']:.2f}x   (all delivered: {proc['complete']}, sent {proc['sent']}; "
               f"in the app {proc['app_cpu_ms']:.3f} ms, caller p50 {proc['p50']:.1f} µs)")
         print(f"   bare aiohttp, 8 keep-alive connections        {bare['rate']:7.0f}  {bare['cpu_ms']:6.3f} ms")
+        far = Sink(delay=0.05)
+        try:
+            few = min(n, 3000)
+            ours_far = run_one("hp_background", far.url, few, spool("far"))
+            fixed = run_one("hp_background_8", far.url, few, spool("far8"))
+            bare_far = run_one("bare_aiohttp", far.url, few, spool("far-bare"))
+        finally:
+            far.close()
+        print(f"   an endpoint 50 ms away ({few} records): huggingplace {ours_far['rate']:.0f} rec/s, "
+              f"with a fixed 8 in flight {fixed['rate']:.0f}, bare aiohttp (8) {bare_far['rate']:.0f}: "
+              f"{ours_far['rate'] / bare_far['rate']:.2f}x")
         fg = run_one("foreground", sink.url, min(n, 2000), spool("d"))
         print("\n4. foreground sync log() p50 (µs)")
         print(f"   huggingplace {fg['ours_p50']:.0f}, raw keep-alive requests.Session.post {fg['raw_p50']:.0f}:"

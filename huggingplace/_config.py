@@ -57,7 +57,7 @@ class BackgroundConfig:
     batch_size: int = 100
     batch_bytes: int = 4 * 1024 * 1024
     flush_interval: float = 0.2  #: the longest a partial batch waits for company
-    concurrency: int = 8  #: requests in flight on the single-record route
+    concurrency: int = 64  #: the most requests in flight on the single-record route (see _pacing)
     spool_dir: Optional[str] = None
     spool_max_bytes: int = 256 * 1024 * 1024
     replay_interval: float = 10.0  #: how often an idle worker looks for other processes' spool files

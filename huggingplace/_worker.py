@@ -8,8 +8,9 @@ Its rules, in the order a cycle applies them:
 - a pause (``Retry-After``, backoff) holds every request of the pipeline, not only one;
 - while the endpoint is down, the queue moves to disk (memory stays low, exit stays cheap) and
   a probe goes out with a backoff that starts at a quarter second and is capped at a few;
-- while it is up, batches go out at the route's speed (``concurrency`` requests in flight),
-  then the spool drains through the same path;
+- while it is up, batches go out at the route's speed, then the spool drains through the same
+  path; the requests in flight adapt to the endpoint's distance (``_pacing``), up to
+  ``concurrency``;
 - a record that cannot be encoded is rejected and counted on its own; nothing a record holds
   can stop the worker (an internal error is swallowed, counted, and the cycle goes on).
 """
@@ -29,6 +30,7 @@ from ._batcher import Item
 from ._draft import Capture
 from ._exceptions import HuggingPlaceError, ValidationError
 from ._internal import swallow
+from ._pacing import Pacing
 from ._retry import Outcome, outcome, retry_after_of
 from ._spool import Entry, SpoolCorrupt
 from ._wire import BATCH_HEADER, Response, batch_body, batch_errors, parse_response, request_for_body, to_payload
@@ -81,6 +83,7 @@ class Worker:
         self.looked_gen = -1  # the flush generation at which the spool was last seen empty
         self.probe_failed_gen = -1  # ... at which a probe last failed
         self.hurry = False
+        self.pacing = Pacing(pipeline.config.concurrency)
         self._wake: Optional[asyncio.Event] = None
         self._task: Optional[asyncio.Task[Any]] = None
         self._transport: Any = None
@@ -329,37 +332,73 @@ class Worker:
             return exc
         return None
 
-    async def _send_singles(self, items: list[Item], *, refill: bool = False) -> list[Optional[BaseException]]:
-        """One request per record, ``concurrency`` at a time. With ``refill``, a lane that finds
-        the list done takes the next queued record (appended to ``items``, up to three more
-        batches, while nothing failed): no lane waits for the batch's slowest request."""
+    async def _send_singles(self, items: list[Item], *, refill: bool = False, more: int = 0,
+                            ) -> list[Optional[BaseException]]:
+        """One request per record, the pacing's lanes at a time, paced again after each wave (as
+        many requests as lanes): lanes open while records wait and close after a failure. With
+        ``refill``, a lane that finds the list done takes the next queued record (appended to
+        ``items``, up to three more batches, while nothing failed): no lane waits for the
+        batch's slowest request. ``more`` records wait behind these (a spool file's rest)."""
         results: list[Optional[BaseException]] = [None] * len(items)
         limit = len(items) + (3 * self.p.batcher.batch_size if refill else 0)
+        pacing = self.pacing
         position = 0
         failed = False
+        active = 0  # lanes running
+        finished = 0  # requests answered in this wave (as many as lanes)
+        cut = False  # the lanes were halved in this wave (once per wave, as TCP does per window)
+        tasks: list[asyncio.Task[None]] = []
+
+        def open_lanes() -> None:
+            nonlocal active
+            for _ in range(min(pacing.lanes - active, limit - position - active)):  # no lane without a record
+                active += 1
+                tasks.append(asyncio.ensure_future(lane()))
+
+        def answered(result: Optional[BaseException]) -> None:
+            nonlocal failed, finished, cut
+            finished += 1
+            if result is not None:
+                failed = True
+                if not cut and _struggled([result]):  # at once: the running lanes close as they finish
+                    pacing.after_round(failed=True, waiting=0)
+                    cut = True
+            if finished >= active:
+                if not cut:
+                    waiting = len(items) - position + (self.p.batcher.queued if refill else more)
+                    pacing.after_round(failed=False, waiting=waiting)
+                    if not failed:
+                        open_lanes()
+                finished, cut = 0, False
 
         async def lane() -> None:
-            nonlocal position, failed
-            while True:
-                if position >= len(items):
-                    if failed or len(items) >= limit or not self._may_refill():
-                        return
-                    more = self.p.batcher.take(1)
-                    if not more:
-                        return
-                    items.extend(more)
-                    results.append(None)
-                i = position
-                position += 1
-                results[i] = await self._send_one(items[i])
-                if results[i] is not None:
-                    failed = True
+            nonlocal position, active
+            try:
+                while active <= pacing.lanes:  # past it (the pacing closed lanes), this one ends
+                    if position >= len(items):
+                        if failed or len(items) >= limit or not self._may_refill():
+                            return
+                        more = self.p.batcher.take(1)
+                        if not more:
+                            return
+                        items.extend(more)
+                        results.append(None)
+                    i = position
+                    position += 1
+                    results[i] = await self._send_one(items[i])
+                    answered(results[i])
+            finally:
+                active -= 1
 
-        lanes = min(self.p.config.concurrency, len(items))
-        if lanes == 1:
+        active = 1  # this task runs the first lane itself; the others are tasks
+        open_lanes()
+        try:
             await lane()
-        else:
-            await asyncio.gather(*(lane() for _ in range(lanes)))
+            for task in tasks:  # the list grows while lanes open
+                await task
+        finally:
+            for task in tasks:
+                task.cancel()  # a no-op once done; on cancellation, no lane outlives this call
         return results
 
     async def _send_batch(self, items: list[Item]) -> list[Optional[BaseException]]:
@@ -385,10 +424,11 @@ class Worker:
         now = time.monotonic()
         return not self.down and now >= self.paused_until and now < self.p.stop_deadline
 
-    async def send_items(self, items: list[Item], *, refill: bool = False) -> list[Optional[BaseException]]:
+    async def send_items(self, items: list[Item], *, refill: bool = False, more: int = 0,
+                         ) -> list[Optional[BaseException]]:
         if self.batch_url is not None and len(items) > 1:
             return await self._send_batch(items)
-        return await self._send_singles(items, refill=refill and self.batch_url is None)
+        return await self._send_singles(items, refill=refill and self.batch_url is None, more=more)
 
     # ==== outcomes ==============================================================================
     async def _deliver(self, batch: list[Item]) -> None:
@@ -487,6 +527,7 @@ class Worker:
         if self.down:
             self.down = False
             self.probe_delay = PROBE_MIN
+            self.pacing.restart()
             logger.info("the endpoint answers again; draining what waits")
         self.next_look = time.monotonic()  # healthy: drain the spool now
 
@@ -585,7 +626,7 @@ class Worker:
                     break
                 size = 1 if probe and position == 0 else p.batcher.batch_size
                 chunk = items[position: position + size]
-                errors = await self.send_items(chunk)
+                errors = await self.send_items(chunk, more=len(items) - position - len(chunk))
                 position += len(chunk)
                 for item, err in zip(chunk, errors):
                     result = Outcome.RETRY if err is NOT_SENT else outcome(err)
@@ -598,6 +639,8 @@ class Worker:
                     else:
                         remaining.append((item.event_id, item.body or b""))
                         failure = failure or err
+                if probe and position == 1 and failure is None:
+                    self._came_up()  # the probe was stored: the rest drains with the lanes opening again
         finally:  # also when cancelled: what was not confirmed goes back to the spool
             remaining.extend((i.event_id, i.body or b"") for i in items[position:])
             try:
@@ -613,6 +656,12 @@ class Worker:
                 self._went_down(failure, auth=outcome(failure) is Outcome.HOLD)
             self._probe_failed(failure)
         return True
+
+
+def _struggled(errors: list[Optional[BaseException]]) -> bool:
+    """Whether the endpoint failed a request of the round (not: refused a record)."""
+    return any(e is not None and e is not SETTLED and e is not NOT_SENT and outcome(e) is not Outcome.REJECT
+               for e in errors)
 
 
 def _field_of(exc: Optional[BaseException]) -> Optional[str]:

@@ -17,10 +17,10 @@ Reply = tuple[int, dict[str, str], Any]  # status, headers, JSON body (or bytes)
 class AppThread:
     """An aiohttp application served on a loopback port from its own thread and loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self._ready = threading.Event()
-        self.port = 0
+        self.port = port  # 0: any free one
 
     def make_app(self) -> web.Application:
         raise NotImplementedError
@@ -33,7 +33,7 @@ class AppThread:
         self.loop = asyncio.new_event_loop()
         runner = web.AppRunner(self.make_app(), access_log=None)
         self.loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", self.port)
         self.loop.run_until_complete(site.start())
         self.port = runner.addresses[0][1]
         self._ready.set()
@@ -58,16 +58,21 @@ class ScriptedServer(AppThread):
 
     ``script`` is a list of replies used in order (the last one repeats) or a function of the
     request number. Each request is kept in ``requests`` as ``(time, headers, json body)``.
-    ``delay`` seconds are slept (asynchronously) before each answer.
+    ``delay`` seconds are slept (asynchronously) before each answer; ``most_in_flight`` says how
+    many requests it held at once.
     """
 
-    def __init__(self, script: list[Reply] | Callable[[int], Reply] | None = None, delay: float = 0.0) -> None:
-        super().__init__()
+    def __init__(self, script: list[Reply] | Callable[[int], Reply] | None = None, delay: float = 0.0,
+                 port: int = 0) -> None:
+        super().__init__(port)
         self.script = script or [(200, {}, {"message": "stored"})]
         self.delay = delay
         self.requests: list[tuple[float, dict[str, str], Any]] = []
         self.paths: list[str] = []
         self.answered: list[int] = []  # request numbers whose answer was written
+        self.in_flight = 0  # requests read and not yet answered
+        self.most_in_flight = 0  # the most at once
+        self.arrived_with: list[int] = []  # per request: how many were in flight as it arrived
 
     def _reply(self, n: int) -> Reply:
         if callable(self.script):
@@ -83,8 +88,14 @@ class ScriptedServer(AppThread):
         n = len(self.requests)
         self.requests.append((time.monotonic(), dict(request.headers), body))
         self.paths.append(request.path)
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        self.arrived_with.append(self.in_flight)
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
         status, headers, payload = self._reply(n)
         if callable(payload):
             payload = payload(body)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from huggingplace import HuggingPlace, MemoryTransport
+from huggingplace._pacing import START
 from huggingplace._spool import Spool
 from huggingplace.collector import Collector
 
@@ -86,9 +87,78 @@ def test_a_pause_is_a_pause_for_every_request(tmp_path: Path) -> None:
     times = [t for t, _, _ in server.requests]
     first = times[0]
     during = [t for t in times[1:] if t - first < 0.9]
-    # only the requests already in flight when the 429 arrived (at most `concurrency`) went out
-    assert len(during) < hp._pipeline.config.concurrency
+    # only the requests already in flight when the 429 arrived (the first wave's lanes) went out
+    assert len(during) < START
     assert server.stored_ids() == set(ids)
+
+
+def test_a_far_endpoint_gets_more_requests_in_flight_and_every_record(tmp_path: Path) -> None:
+    """50 ms per answer: eight lanes would deliver 160 records/s whatever the app logs; while
+    records wait, the lanes open up to ``concurrency`` (64 by default), never past it."""
+    with ScriptedServer(delay=0.05) as server:
+        hp = bg_client(server.url, tmp_path / "spool")
+        ids = log_many(hp, 1500)
+        assert hp.flush(60).complete
+        hp.close()
+    assert server.stored_ids() == set(ids) and len(server.requests) == len(ids)
+    assert 2 * START <= server.most_in_flight <= 64
+
+
+def test_concurrency_is_the_ceiling_of_requests_in_flight(tmp_path: Path) -> None:
+    with ScriptedServer(delay=0.02) as server:
+        hp = bg_client(server.url, tmp_path / "spool", concurrency=3)
+        ids = log_many(hp, 300)
+        assert hp.flush(60).complete
+        hp.close()
+    assert server.stored_ids() == set(ids) and server.most_in_flight == 3
+
+
+def test_failures_close_lanes_and_every_record_still_arrives(tmp_path: Path) -> None:
+    """Once the lanes are open, a run of 500s halves them wave by wave: the requests in flight
+    while the endpoint fails fall below what they were, and nothing is lost."""
+    failing = range(600, 640)
+
+    def reply(n: int) -> tuple[int, dict[str, str], object]:
+        return (500, {}, {"error": "busy"}) if n in failing else (200, {}, {"message": "stored"})
+
+    with ScriptedServer(reply, delay=0.03) as server:
+        hp = bg_client(server.url, tmp_path / "spool", max_retries=5)
+        ids = log_many(hp, 2000)
+        assert hp.flush(60).complete
+        stats = hp.stats()
+        hp.close()
+    assert server.stored_ids() == set(ids) and stats.sent == len(ids) and stats.retried > 0
+    before, after = max(server.arrived_with[400:600]), max(server.arrived_with[700:760])
+    assert before > START and after < before
+
+
+def test_lanes_close_within_a_round_when_a_request_fails(tmp_path: Path) -> None:
+    """One batch of 100, one round: the lanes open to 32 by its third wave, then a 500 closes
+    half of them before the round's last records go out."""
+    def reply(n: int) -> tuple[int, dict[str, str], object]:
+        return (500, {}, {"error": "busy"}) if n == 40 else (200, {}, {"message": "stored"})
+
+    with ScriptedServer(reply, delay=0.05) as server:
+        hp = bg_client(server.url, tmp_path / "spool", max_retries=5, batch_size=100)
+        ids = log_many(hp, 100)
+        assert hp.flush(60).complete
+        hp.close()
+    assert server.stored_ids() == set(ids)
+    assert max(server.arrived_with[:60]) >= 24 and max(server.arrived_with[85:100]) <= 16
+
+
+def test_after_an_outage_the_spool_drains_with_the_lanes_open_again(tmp_path: Path) -> None:
+    """The failures of an outage close the lanes down to one; once the endpoint answers, they
+    double again rather than open one at a time."""
+    port = closed_port()
+    hp = bg_client(f"http://127.0.0.1:{port}", tmp_path / "spool", replay_interval=60.0)
+    ids = log_many(hp, 300)
+    assert hp.flush(30).endpoint_down and hp._pipeline.worker.pacing.lanes == 1  # the failures closed them
+    with ScriptedServer(delay=0.03, port=port) as server:
+        assert hp.flush(60).complete
+        hp.close()
+    assert server.stored_ids() == set(ids)
+    assert server.most_in_flight >= 48  # opened one at a time, they reach 20 in the first file
 
 
 def test_background_sends_through_the_clients_transport() -> None:
