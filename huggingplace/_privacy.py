@@ -26,6 +26,7 @@ FAILED = marker("redaction_failed")
 TRUNCATED = "…[truncated]"
 CONTENT_FIELDS = ("user_prompt", "ai_response")
 STEP_CONTENT = ("user_question", "prompt_response")
+STRUCTURED_FIELDS = ("metaData", "user_meta_data", "step_data", "mapping_table")  #: redacted string by string
 BeforeSend = Callable[[dict[str, Any]], Optional[dict[str, Any]]]
 
 
@@ -123,15 +124,25 @@ class Processor:
 
     def _redact(self, payload: dict[str, Any]) -> None:
         r = self.redactor
+        texts = [payload[field] for field in CONTENT_FIELDS if isinstance(payload.get(field), str)]
+        for field in STRUCTURED_FIELDS:
+            if field in payload:
+                r.collect(payload[field], texts)
+        error = payload.get("error")
+        message = error.get("message") if isinstance(error, dict) else None
+        if isinstance(message, str):
+            texts.append(message)
+        if not r.could_change(texts):  # the common record: one screen of all its text, and done
+            return
         for field in CONTENT_FIELDS:
             if isinstance(payload.get(field), str):
                 payload[field] = r.text(payload[field])
-        for field in ("metaData", "user_meta_data", "step_data", "mapping_table"):
+        for field in STRUCTURED_FIELDS:
             if field in payload:
                 payload[field] = r.value(payload[field])
-        error = payload.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            error["message"] = r.text(error["message"])
+        if isinstance(message, str):
+            assert isinstance(error, dict)
+            error["message"] = r.text(message)
 
     def _fail_closed(self, payload: dict[str, Any], stage: str, exc: BaseException) -> None:
         """Send no content we could not vet: timing, model, tokens and ids stay."""

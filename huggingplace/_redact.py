@@ -111,9 +111,21 @@ class Redactor:
 
     def __init__(self, steps: Sequence[Callable[[str], str]]) -> None:
         self._steps = tuple(steps)
+        # with built-in rules only, one screen of a record's strings can clear them all at once
+        detectors = [step for step in self._steps if isinstance(step, _Detector) and not step.always]
+        self._screens = tuple(d.screen for d in detectors) if len(detectors) == len(self._steps) else None
 
     def __bool__(self) -> bool:
         return bool(self._steps)
+
+    def could_change(self, texts: list[str]) -> bool:
+        """False when no step can change any of ``texts`` (detectors whose anchors none holds),
+        checked in one pass over them all; True when a step might (or is a callable of the
+        user's, which is never skipped)."""
+        if self._screens is None:
+            return True
+        low = _fold("\x00".join(texts))  # no anchor holds a NUL: none is made across two texts
+        return any(screen.search(low) is not None for screen in self._screens)
 
     def text(self, value: str) -> str:
         for step in self._steps:
@@ -121,6 +133,18 @@ class Redactor:
             if not isinstance(value, str):
                 raise TypeError(f"a redaction step returned {type(value).__name__}, not str")
         return value
+
+    @staticmethod
+    def collect(value: Any, into: list[str]) -> None:
+        """Append to ``into`` the strings :meth:`value` would redact."""
+        if isinstance(value, str):
+            into.append(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                Redactor.collect(v, into)
+        elif isinstance(value, list):
+            for v in value:
+                Redactor.collect(v, into)
 
     def value(self, value: Any) -> Any:
         """A JSON value with every string (dict keys excepted) redacted."""
@@ -173,22 +197,46 @@ def _fold(text: str) -> str:
     return low
 
 
-def _detector_step(rules: Sequence[tuple[str, re.Pattern[str], Replacement]]) -> Callable[[str], str]:
-    anchored = [(ANCHORS.get(name, ("",)), pattern, replacement) for name, pattern, replacement in rules]
-    literals = sorted({a for anchors, _, _ in anchored for a in anchors if a not in (DIGITS, "")})
-    needs_digits = any(DIGITS in anchors for anchors, _, _ in anchored)
-    always = any("" in anchors for anchors, _, _ in anchored)
-    # one pass over the lower-cased text for every anchor at once: most text holds none and is
-    # returned after it. Case-sensitive on ``lower()`` (anchors are lower-case): an IGNORECASE
-    # alternation costs ten times as much (measured: 35 -> 3.7 µs for 184 characters).
-    screen = re.compile("|".join(re.escape(a) for a in literals) + (r"|\d" if needs_digits else ""))
+def _trie(words: Sequence[str]) -> str:
+    """An alternation that finds any of ``words``, nested by leading characters: the regex
+    engine tries one branch per position instead of every word (about 35% faster than a flat
+    alternation of 30 anchors). A word that another starts with stands for both."""
+    groups: dict[str, list[str]] = {}
+    for word in words:
+        groups.setdefault(word[0], []).append(word[1:])
+    branches = []
+    for first, rests in sorted(groups.items()):
+        if "" in rests:
+            branches.append(re.escape(first))
+        elif len(rests) == 1:
+            branches.append(re.escape(first + rests[0]))
+        else:
+            branches.append(re.escape(first) + "(?:" + _trie(rests) + ")")
+    return "|".join(branches)
 
-    def run(text: str) -> str:
+
+class _Detector:
+    """One redaction step of built-in rules: each runs only on text holding one of its anchors."""
+
+    __slots__ = ("anchored", "always", "screen")
+
+    def __init__(self, rules: Sequence[tuple[str, re.Pattern[str], Replacement]]) -> None:
+        self.anchored = [(ANCHORS.get(name, ("",)), pattern, replacement) for name, pattern, replacement in rules]
+        literals = sorted({a for anchors, _, _ in self.anchored for a in anchors if a not in (DIGITS, "")})
+        needs_digits = any(DIGITS in anchors for anchors, _, _ in self.anchored)
+        self.always = any("" in anchors for anchors, _, _ in self.anchored)
+        # one pass over the lower-cased text for every anchor at once: most text holds none and
+        # is returned after it. Case-sensitive on ``lower()`` (anchors are lower-case): an
+        # IGNORECASE alternation costs ten times as much (measured: 35 -> 3.7 µs for 184 characters,
+        # 2.8 µs as a trie for 234).
+        self.screen = re.compile(_trie(literals) + (r"|\d" if needs_digits else ""))
+
+    def __call__(self, text: str) -> str:
         low = _fold(text)
-        if not always and screen.search(low) is None:
+        if not self.always and self.screen.search(low) is None:
             return text
         digits: bool | None = None
-        for anchors, pattern, replacement in anchored:
+        for anchors, pattern, replacement in self.anchored:
             for anchor in anchors:
                 if anchor == DIGITS:
                     if digits is None:
@@ -202,8 +250,6 @@ def _detector_step(rules: Sequence[tuple[str, re.Pattern[str], Replacement]]) ->
                     break
         return text
 
-    return run
-
 
 def build_redactor(policy: Policy) -> Redactor:
     """``"secrets"`` (default), ``"pii"`` (secrets too), ``"none"``, a callable ``str -> str``,
@@ -216,7 +262,7 @@ def build_redactor(policy: Policy) -> Redactor:
         elif item == "none":
             continue
         elif item in DETECTORS:
-            steps.append(_detector_step(DETECTORS[item]))
+            steps.append(_Detector(DETECTORS[item]))
         else:
             from ._exceptions import ConfigurationError
 

@@ -3,6 +3,8 @@ must pass untouched (git SHAs, UUIDs, hashes in URLs, versions, dates)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -132,3 +134,47 @@ def test_anchored_rules_redact_exactly_what_running_every_rule_would(parts: list
     for _, pattern, replacement in DETECTORS[policy]:
         expected = pattern.sub(replacement, expected)
     assert build_redactor(policy).text(text) == expected
+
+
+_PIECES = st.sampled_from([
+    "sk-proj-abcdefghijklmnopqrstuvwx", "password=hunter22", "jane@example.com", "4111 1111 1111 1111",
+    "10.0.0.1", "hp_live_abcdefghijklmnopqrs", "to\u212aen=abcdefgh", "1.2M", "sales", "é", "", "token", "sk",
+    "-ant-",
+])
+_TEXTS = st.lists(_PIECES, max_size=4).map(" ".join)
+_VALUES = st.recursive(_TEXTS | st.integers() | st.none(),
+                       lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXTS, inner, max_size=3),
+                       max_leaves=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.fixed_dictionaries({}, optional={
+    "user_prompt": _TEXTS, "ai_response": _TEXTS, "metaData": st.dictionaries(_TEXTS, _VALUES, max_size=3),
+    "user_meta_data": st.dictionaries(_TEXTS, _VALUES, max_size=3), "step_data": st.lists(_VALUES, max_size=3),
+    "mapping_table": _TEXTS | st.dictionaries(_TEXTS, _VALUES, max_size=2),
+    "error": st.fixed_dictionaries({"type": _TEXTS, "message": _TEXTS}), "llm_model": _TEXTS,
+}), st.sampled_from(["secrets", "pii"]))
+def test_screening_a_records_text_at_once_redacts_what_the_walk_would(payload: dict[str, Any], policy: str) -> None:
+    """A record whose strings hold no anchor is cleared in one screen; any other is walked field
+    by field. Either way the result is the walk's: the screen never lets a secret through."""
+    import copy
+
+    from huggingplace._privacy import PrivacyConfig, Processor
+    from huggingplace._stats import Stats
+
+    screened = Processor(PrivacyConfig(redact=policy), Stats())
+    walked = Processor(PrivacyConfig(redact=policy), Stats())
+    walked.redactor._screens = None  # what could_change answers for a callable: always walk
+    a, b = copy.deepcopy(payload), copy.deepcopy(payload)
+    screened._redact(a)
+    walked._redact(b)
+    assert a == b
+
+
+def test_the_screen_sees_every_string_a_record_carries_and_never_skips_a_callable() -> None:
+    r = build_redactor("secrets")
+    assert not r.could_change(["What were sales last quarter?", "1.2M", "sql-bot"])
+    assert r.could_change(["fine", "nested sk-proj-abcdefghijklmnopqrstuvwx"])
+    assert not r.could_change(["s", "k-"])  # two texts never make an anchor between them
+    assert build_redactor(["secrets", str.upper]).could_change(["plain"])
+    assert build_redactor(str.upper).could_change([])
