@@ -27,18 +27,21 @@ _EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
 STATUSES = ("ok", "error")
 
 
-_ids = random.Random()  # seeded from os.urandom once, not on every call (a syscall on the hot path)
+#: the SDK's own random draws (event ids, backoff and probe jitter, sampling), seeded from
+#: os.urandom once (not a syscall per call, on the hot path) and again in a forked child. The
+#: host's ``random`` module is never touched: an app that seeds it stays reproducible.
+rng = random.Random()
 _pool: list[str] = []  # ids drawn ahead, taken one per record
 _ID_SLICES = [slice(i, i + 32) for i in range(0, 32 * 512, 32)]
 
 
 def _reseed() -> None:
-    _ids.seed()
+    rng.seed()
     _pool.clear()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reseed)  # a forked child never repeats its parent's ids
+    os.register_at_fork(after_in_child=_reseed)  # a forked child never repeats its parent's draws
 
 
 def new_event_id() -> str:
@@ -48,7 +51,7 @@ def new_event_id() -> str:
     try:
         return _pool.pop()
     except IndexError:
-        _pool.extend(map(_ids.randbytes(16 * 512).hex().__getitem__, _ID_SLICES))
+        _pool.extend(map(rng.randbytes(16 * 512).hex().__getitem__, _ID_SLICES))
         return _pool.pop()
 
 

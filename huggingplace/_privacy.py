@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 from collections.abc import Callable
 from typing import Any, Optional
 
 import attrs
 
+from ._models import rng
 from ._redact import Redactor, build_redactor, marker
 from ._serialize import dumps, to_jsonable
 from ._stats import Stats
@@ -82,7 +82,7 @@ class Processor:
         if rate <= 0.0:
             return False
         if session_id is None:
-            return random.random() < rate
+            return rng.random() < rate
         digest = hashlib.sha256(session_id.encode("utf-8")).digest()
         return int.from_bytes(digest[:8], "big") / 2**64 < rate
 

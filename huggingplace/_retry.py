@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import email.utils
 import enum
-import random
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -22,6 +21,7 @@ from ._exceptions import (
     NotFoundError,
     PermissionDeniedError,
 )
+from ._models import rng
 
 __all__ = ["RetryPolicy", "parse_retry_after", "is_retryable", "Outcome", "outcome", "retry_after_of"]
 
@@ -94,7 +94,7 @@ class RetryPolicy:
     initial: float = 0.5
     maximum: float = 8.0
     max_retry_after: float = 60.0
-    rand: Callable[[], float] = attrs.field(default=random.random, repr=False)
+    rand: Callable[[], float] = attrs.field(default=rng.random, repr=False)
 
     def backoff(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(maximum, initial * 2**(attempt-1))]."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
+import selectors
 import threading
 import time
 from collections import deque
@@ -30,6 +30,7 @@ from ._batcher import Item
 from ._draft import Capture
 from ._exceptions import HuggingPlaceError, ValidationError
 from ._internal import swallow
+from ._models import rng
 from ._pacing import Pacing
 from ._retry import Outcome, outcome, retry_after_of
 from ._spool import Entry, SpoolCorrupt
@@ -87,6 +88,7 @@ class Worker:
         self._wake: Optional[asyncio.Event] = None
         self._task: Optional[asyncio.Task[Any]] = None
         self._transport: Any = None
+        self._selector: Optional[_TimedSelector] = None
         self._owns_transport = False
 
     # ==== life ==================================================================================
@@ -113,7 +115,8 @@ class Worker:
         return self.thread is not None and self.thread.is_alive()
 
     def _run(self) -> None:
-        loop = asyncio.new_event_loop()
+        self._selector = _TimedSelector()
+        loop = asyncio.SelectorEventLoop(self._selector)
         try:
             loop.run_until_complete(self.main())
         except asyncio.CancelledError:  # close() past its deadline, while the transport closed:
@@ -335,7 +338,8 @@ class Worker:
     async def _send_singles(self, items: list[Item], *, refill: bool = False, more: int = 0,
                             ) -> list[Optional[BaseException]]:
         """One request per record, the pacing's lanes at a time, paced again after each wave (as
-        many requests as lanes): lanes open while records wait and close after a failure. With
+        many requests as lanes) by its failures, what waits, and how much of it the worker spent
+        waiting for answers. With
         ``refill``, a lane that finds the list done takes the next queued record (appended to
         ``items``, up to three more batches, while nothing failed): no lane waits for the
         batch's slowest request. ``more`` records wait behind these (a spool file's rest)."""
@@ -347,6 +351,10 @@ class Worker:
         active = 0  # lanes running
         finished = 0  # requests answered in this wave (as many as lanes)
         cut = False  # the lanes were halved in this wave (once per wave, as TCP does per window)
+        ending = False  # a lane found no record left: the waves that follow are not whole
+        selector = self._selector
+        wave_start = time.perf_counter()
+        waited_before = selector.waited if selector is not None else 0.0
         tasks: list[asyncio.Task[None]] = []
 
         def open_lanes() -> None:
@@ -356,32 +364,38 @@ class Worker:
                 tasks.append(asyncio.ensure_future(lane()))
 
         def answered(result: Optional[BaseException]) -> None:
-            nonlocal failed, finished, cut
+            nonlocal failed, finished, cut, wave_start, waited_before
             finished += 1
             if result is not None:
                 failed = True
                 if not cut and _struggled([result]):  # at once: the running lanes close as they finish
-                    pacing.after_round(failed=True, waiting=0)
+                    pacing.failed()
                     cut = True
             if finished >= active:
-                if not cut:
-                    waiting = len(items) - position + (self.p.batcher.queued if refill else more)
-                    pacing.after_round(failed=False, waiting=waiting)
+                now = time.perf_counter()
+                waited = selector.waited if selector is not None else 0.0
+                if not cut and not ending:
+                    took = now - wave_start
+                    idle = (waited - waited_before) / took if took > 0 and selector is not None else None
+                    pacing.after_wave(waiting=waiting_now(), idle=idle, rate=finished / took if took > 0 else 0.0)
                     if not failed:
                         open_lanes()
-                finished, cut = 0, False
+                finished, cut, wave_start, waited_before = 0, False, now, waited
+
+        def waiting_now() -> int:
+            return len(items) - position + (self.p.batcher.queued if refill else more)
 
         async def lane() -> None:
-            nonlocal position, active
+            nonlocal position, active, ending
             try:
                 while active <= pacing.lanes:  # past it (the pacing closed lanes), this one ends
                     if position >= len(items):
-                        if failed or len(items) >= limit or not self._may_refill():
+                        done = failed or len(items) >= limit or not self._may_refill()
+                        taken = [] if done else self.p.batcher.take(1)
+                        if not taken:
+                            ending = True
                             return
-                        more = self.p.batcher.take(1)
-                        if not more:
-                            return
-                        items.extend(more)
+                        items.extend(taken)
                         results.append(None)
                     i = position
                     position += 1
@@ -399,6 +413,8 @@ class Worker:
         finally:
             for task in tasks:
                 task.cancel()  # a no-op once done; on cancellation, no lane outlives this call
+        if not failed and waiting_now() <= pacing.lanes:
+            pacing.drift()
         return results
 
     async def _send_batch(self, items: list[Item]) -> list[Optional[BaseException]]:
@@ -519,7 +535,7 @@ class Worker:
         elif auth:
             delay = self.p.config.auth_pause
         else:
-            delay = self.probe_delay * random.uniform(0.8, 1.2)
+            delay = self.probe_delay * rng.uniform(0.8, 1.2)
             self.probe_delay = min(self.p.config.probe_max, self.probe_delay * 2)
         self.probe_at = now + delay
 
@@ -656,6 +672,24 @@ class Worker:
                 self._went_down(failure, auth=outcome(failure) is Outcome.HOLD)
             self._probe_failed(failure)
         return True
+
+
+class _TimedSelector(selectors.DefaultSelector):
+    """The worker loop's selector, adding up the time it blocked waiting for the network: the
+    pacing opens lanes only while the worker mostly waits for answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waited = 0.0
+
+    def select(self, timeout: Optional[float] = None) -> Any:
+        if timeout is not None and timeout <= 0:
+            return super().select(timeout)
+        start = time.perf_counter()
+        try:
+            return super().select(timeout)
+        finally:
+            self.waited += time.perf_counter() - start
 
 
 def _struggled(errors: list[Optional[BaseException]]) -> bool:

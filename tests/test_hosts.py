@@ -77,7 +77,7 @@ def wait_listening(port: int, proc: subprocess.Popen[str], timeout: float = 30.0
         try:
             requests.get(f"http://127.0.0.1:{port}/ping", timeout=1)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening, or its workers still boot
             time.sleep(0.1)
     raise AssertionError("the host never listened")
 
