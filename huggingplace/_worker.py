@@ -31,7 +31,7 @@ from ._draft import Capture
 from ._exceptions import HuggingPlaceError, ValidationError
 from ._internal import swallow
 from ._models import rng
-from ._pacing import Pacing
+from ._pacing import GROW_IDLE, Pacing
 from ._retry import Outcome, outcome, retry_after_of
 from ._spool import Entry, SpoolCorrupt
 from ._wire import BATCH_HEADER, Response, batch_body, batch_errors, parse_response, request_for_body, to_payload
@@ -89,6 +89,7 @@ class Worker:
         self._task: Optional[asyncio.Task[Any]] = None
         self._transport: Any = None
         self._selector: Optional[_TimedSelector] = None
+        self._queued_at: Optional[tuple[float, float]] = None  # (when, run-queue seconds) last read
         self._owns_transport = False
 
     # ==== life ==================================================================================
@@ -377,6 +378,8 @@ class Worker:
                 if not cut and not ending:
                     took = now - wave_start
                     idle = (waited - waited_before) / took if took > 0 and selector is not None else None
+                    if idle is not None and idle >= GROW_IDLE:  # but was it waiting for the endpoint?
+                        idle -= self._ready_share(now)  # ... not for a CPU the host app kept busy
                     pacing.after_wave(waiting=waiting_now(), idle=idle, rate=finished / took if took > 0 else 0.0)
                     if not failed:
                         open_lanes()
@@ -416,6 +419,16 @@ class Worker:
         if not failed and waiting_now() <= pacing.lanes:
             pacing.drift()
         return results
+
+    def _ready_share(self, now: float) -> float:
+        """The share of the time since the last look that this thread spent ready to run but
+        waiting for a CPU (0 where the OS does not tell). A sender process at idle priority
+        waits so while the app is busy, and its selector counts that as waiting for answers."""
+        queued = _run_queue_seconds()
+        last, self._queued_at = self._queued_at, (now, queued) if queued is not None else None
+        if queued is None or last is None or now <= last[0]:
+            return 0.0
+        return max(0.0, (queued - last[1]) / (now - last[0]))
 
     async def _send_batch(self, items: list[Item]) -> list[Optional[BaseException]]:
         assert self.batch_url is not None
@@ -672,6 +685,16 @@ class Worker:
                 self._went_down(failure, auth=outcome(failure) is Outcome.HOLD)
             self._probe_failed(failure)
         return True
+
+
+def _run_queue_seconds() -> Optional[float]:
+    """Seconds this thread has spent ready to run while other tasks had the CPU (Linux's
+    schedstat), or None where it is not there."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as stat:
+            return int(stat.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):  # not Linux, or no schedstats: the pacing goes by its waits
+        return None
 
 
 class _TimedSelector(selectors.DefaultSelector):

@@ -161,6 +161,44 @@ def test_after_an_outage_the_spool_drains_with_the_lanes_open_again(tmp_path: Pa
     assert max(server.arrived_with[:100]) >= 24  # opened one at a time, they reach 13 by then
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/thread-self/schedstat") or not hasattr(os, "sched_setaffinity"),
+                    reason="Linux schedstat and CPU affinity")
+def test_time_kept_off_the_cpu_is_not_counted_as_waiting_for_the_endpoint(tmp_path: Path) -> None:
+    """A sender at idle priority beside a busy app waits in its selector as a worker far from
+    its endpoint does; the run queue tells the two apart, so only the second gets more lanes."""
+    import subprocess
+    import sys
+    import threading
+
+    from huggingplace._worker import Worker, _run_queue_seconds
+
+    assert isinstance(_run_queue_seconds(), float)
+    hp = bg_client("http://127.0.0.1:9", tmp_path / "spool")
+    worker = Worker(hp._pipeline)
+    share: list[float] = []
+
+    def measure() -> None:  # a thread of its own, pinned with a busy process to one CPU
+        os.sched_setaffinity(0, {0})
+        worker._ready_share(time.perf_counter())
+        hog = subprocess.Popen([sys.executable, "-c", "import os; os.sched_setaffinity(0, {0})\nwhile True: pass"])
+        try:
+            end = time.perf_counter() + 0.5
+            while time.perf_counter() < end:
+                pass
+            share.append(worker._ready_share(time.perf_counter()))
+        finally:
+            hog.kill()
+            hog.wait()
+        time.sleep(0.3)  # asleep, not ready: no run-queue time
+        share.append(worker._ready_share(time.perf_counter()))
+
+    thread = threading.Thread(target=measure)
+    thread.start()
+    thread.join(30)
+    hp.close(1.0)
+    assert share[0] > 0.2 and share[1] < share[0]
+
+
 def test_the_hosts_random_module_is_never_touched(tmp_path: Path) -> None:
     """Probe jitter, retry backoff and sampling draw from the SDK's own generator: an app that
     seeds ``random`` gets the same numbers with the SDK retrying beside it."""
