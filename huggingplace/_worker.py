@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import selectors
 import threading
 import time
@@ -89,7 +90,6 @@ class Worker:
         self._task: Optional[asyncio.Task[Any]] = None
         self._transport: Any = None
         self._selector: Optional[_TimedSelector] = None
-        self._queued_at: Optional[tuple[float, float]] = None  # (when, run-queue seconds) last read
         self._owns_transport = False
 
     # ==== life ==================================================================================
@@ -340,10 +340,10 @@ class Worker:
                             ) -> list[Optional[BaseException]]:
         """One request per record, the pacing's lanes at a time, paced again after each wave (as
         many requests as lanes) by its failures, what waits, and how much of it the worker spent
-        waiting for answers. With
-        ``refill``, a lane that finds the list done takes the next queued record (appended to
-        ``items``, up to three more batches, while nothing failed): no lane waits for the
-        batch's slowest request. ``more`` records wait behind these (a spool file's rest)."""
+        waiting for answers. With ``refill``, a lane that finds the list done takes the next
+        queued record (appended to ``items``, up to three more batches, while nothing failed): no
+        lane waits for the batch's slowest request. ``more`` records wait behind these (a spool
+        file's rest)."""
         results: list[Optional[BaseException]] = [None] * len(items)
         limit = len(items) + (3 * self.p.batcher.batch_size if refill else 0)
         pacing = self.pacing
@@ -369,7 +369,7 @@ class Worker:
             finished += 1
             if result is not None:
                 failed = True
-                if not cut and _struggled([result]):  # at once: the running lanes close as they finish
+                if not cut and _struggled(result):  # at once: the running lanes close as they finish
                     pacing.failed()
                     cut = True
             if finished >= active:
@@ -377,9 +377,11 @@ class Worker:
                 waited = selector.waited if selector is not None else 0.0
                 if not cut and not ending:
                     took = now - wave_start
-                    idle = (waited - waited_before) / took if took > 0 and selector is not None else None
-                    if idle is not None and idle >= GROW_IDLE:  # but was it waiting for the endpoint?
-                        idle -= self._ready_share(now)  # ... not for a CPU the host app kept busy
+                    idle = None
+                    if selector is not None and took > 0:
+                        idle = (waited - waited_before) / took
+                        if idle >= GROW_IDLE:  # (a /proc read only where it decides)
+                            idle -= selector.ready_share(now)  # waiting for a CPU, not for the endpoint
                     pacing.after_wave(waiting=waiting_now(), idle=idle, rate=finished / took if took > 0 else 0.0)
                     if not failed:
                         open_lanes()
@@ -419,16 +421,6 @@ class Worker:
         if not failed and waiting_now() <= pacing.lanes:
             pacing.drift()
         return results
-
-    def _ready_share(self, now: float) -> float:
-        """The share of the time since the last look that this thread spent ready to run but
-        waiting for a CPU (0 where the OS does not tell). A sender process at idle priority
-        waits so while the app is busy, and its selector counts that as waiting for answers."""
-        queued = _run_queue_seconds()
-        last, self._queued_at = self._queued_at, (now, queued) if queued is not None else None
-        if queued is None or last is None or now <= last[0]:
-            return 0.0
-        return max(0.0, (queued - last[1]) / (now - last[0]))
 
     async def _send_batch(self, items: list[Item]) -> list[Optional[BaseException]]:
         assert self.batch_url is not None
@@ -687,14 +679,7 @@ class Worker:
         return True
 
 
-def _run_queue_seconds() -> Optional[float]:
-    """Seconds this thread has spent ready to run while other tasks had the CPU (Linux's
-    schedstat), or None where it is not there."""
-    try:
-        with open("/proc/thread-self/schedstat", "rb") as stat:
-            return int(stat.read().split()[1]) / 1e9
-    except (OSError, ValueError, IndexError):  # not Linux, or no schedstats: the pacing goes by its waits
-        return None
+_SCHEDSTAT = "/proc/thread-self/schedstat"  # Linux: this thread's CPU and run-queue nanoseconds
 
 
 class _TimedSelector(selectors.DefaultSelector):
@@ -704,6 +689,8 @@ class _TimedSelector(selectors.DefaultSelector):
     def __init__(self) -> None:
         super().__init__()
         self.waited = 0.0
+        self._schedstat = os.path.exists(_SCHEDSTAT)
+        self._queued_at: Optional[tuple[float, float]] = None  # (when, run-queue seconds) last read
 
     def select(self, timeout: Optional[float] = None) -> Any:
         if timeout is not None and timeout <= 0:
@@ -714,11 +701,29 @@ class _TimedSelector(selectors.DefaultSelector):
         finally:
             self.waited += time.perf_counter() - start
 
+    def ready_share(self, now: float) -> float:
+        """The share of the time since the last call that this thread spent ready to run but
+        off the CPU (0 where Linux does not tell). A sender process at idle priority waits so
+        while the app is busy, and :meth:`select` counts it as waiting for the network."""
+        if not self._schedstat:
+            return 0.0
+        try:
+            with open(_SCHEDSTAT, "rb") as stat:
+                queued = int(stat.read().split()[1]) / 1e9
+        except (OSError, ValueError, IndexError) as exc:  # pragma: no cover - a /proc unlike Linux's
+            self._schedstat = False  # once: the pacing goes by its waits alone from now on
+            swallow("reading the run queue's time", exc)
+            return 0.0
+        last, self._queued_at = self._queued_at, (now, queued)
+        if last is None or now <= last[0]:
+            return 0.0
+        return max(0.0, (queued - last[1]) / (now - last[0]))
 
-def _struggled(errors: list[Optional[BaseException]]) -> bool:
-    """Whether the endpoint failed a request of the round (not: refused a record)."""
-    return any(e is not None and e is not SETTLED and e is not NOT_SENT and outcome(e) is not Outcome.REJECT
-               for e in errors)
+
+def _struggled(result: Optional[BaseException]) -> bool:
+    """Whether a request's result says the endpoint failed it (not: refused the record)."""
+    return result is not None and result is not SETTLED and result is not NOT_SENT and \
+        outcome(result) is not Outcome.REJECT
 
 
 def _field_of(exc: Optional[BaseException]) -> Optional[str]:
