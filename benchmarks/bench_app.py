@@ -2,14 +2,17 @@
 with two steps per request) delivered from a thread or from a sender process, served and loaded
 on loopback in the same run.
 
-    python benchmarks/bench_app.py [--seconds 5] [--sink-nice 19]
+    python benchmarks/bench_app.py [--seconds 5] [--sink-nice 19] [--rounds 2]
 
 Prints requests/s at 50 concurrent clients and p99 latency at one client, each as a ratio to the
-app without logging, the app's CPU per request, and the records the sink received. The sink and
-the app run in their own processes; the load generator (aiohttp) in this one. The sink stands in
-for the remote endpoint: by default it runs at the lowest priority, so that the CPU it spends
-storing records (on another machine in a real deployment) takes as little as it can from the app
-on a small machine; ``--sink-nice 0`` runs it like the app.
+app without logging (the best of ``--rounds`` interleaved runs of each: the machine is noisy);
+the same for the floor (the same calls into a logger that only appends tuples to a deque: the
+least any in-process logger costs, so what this machine allows the SDK); the app's CPU per
+request; and the records the sink received. The sink and the app run in their own processes;
+the load generator (aiohttp) in this one. The sink stands in for the remote endpoint: by default
+it runs at the lowest priority, so that the CPU it spends storing records (on another machine in
+a real deployment) takes as little as it can from the app on a small machine; ``--sink-nice 0``
+runs it like the app.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 import aiohttp
 
@@ -53,16 +57,21 @@ async def load(url: str, clients: int, seconds: float) -> tuple[float, list[floa
     return len(latencies) / took, latencies
 
 
-def serve(mode: str, sink_url: str, spool: str) -> tuple[subprocess.Popen[bytes], int]:
-    """The app, logging (mode "thread" or "process": where delivery runs) or not ("off")."""
+def serve(mode: str, sink_url: str, spool: str, *, under: tuple[str, ...] = (), boot: float = 10.0,
+          **popen: Any) -> tuple[subprocess.Popen[Any], int]:
+    """The app, logging (mode "thread" or "process": where delivery runs), logging at the floor
+    (``_app.Floor``: the least an in-process logger can do), or not ("off"); run ``under`` a
+    command (valgrind, for bench_instructions.py), listening within ``boot`` seconds."""
     port = free_port()
-    env = {**os.environ, "HP_LOG": "0" if mode == "off" else "1",
-           "HUGGINGPLACE_SENDER": "thread" if mode == "off" else mode, "HUGGINGPLACE_API_KEY": "hp_bench_" + "k" * 24,
+    env = {**os.environ, "HP_LOG": {"off": "0", "floor": "floor"}.get(mode, "1"),
+           "HUGGINGPLACE_SENDER": mode if mode in ("thread", "process") else "thread",
+           "HUGGINGPLACE_API_KEY": "hp_bench_" + "k" * 24,
            "HUGGINGPLACE_ORG_ID": "org", "HUGGINGPLACE_BASE_URL": sink_url, "HUGGINGPLACE_SPOOL_DIR": spool,
            "PYTHONPATH": HERE}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "_app:app", "--port", str(port), "--log-level",
-                             "warning", "--no-access-log"], env=env, cwd=HERE)
-    for _ in range(200):
+    proc = subprocess.Popen([*under, sys.executable, "-m", "uvicorn", "_app:app", "--port", str(port), "--log-level",
+                             "warning", "--no-access-log"], env=env, cwd=HERE, **popen)
+    deadline = time.monotonic() + boot
+    while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             break
@@ -81,13 +90,14 @@ def p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
 
 
-MODES = ("off", "thread", "process")
+MODES = ("off", "floor", "thread", "process")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--sink-nice", type=int, default=19)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     sys.path.insert(0, HERE)
     from bench_engine import Sink
@@ -98,7 +108,7 @@ def main() -> None:
     figures: dict[str, tuple[float, float]] = {}
     cpu = {mode: [0.0, 0.0, 0.0] for mode in MODES}  # app s, sink s, requests
     try:
-        for mode in MODES * 2:  # twice each, interleaved: the machine is noisy
+        for mode in MODES * args.rounds:  # interleaved: the machine is noisy
             proc, port = serve(mode, sink.url, tmp)
             url = f"http://127.0.0.1:{port}/ask"
             asyncio.run(load(url, 10, 1.0))  # warm-up
@@ -112,7 +122,7 @@ def main() -> None:
             cpu[mode][2] += len(many) + len(single)
             proc.terminate()
             proc.wait(30)
-            if mode != "off":
+            if mode in ("thread", "process"):
                 time.sleep(1.0)  # the sink answers what it was sent
                 served = len(many) + len(single)
                 print(f"  (logging from a {mode}: {served} requests after the warm-up; "
@@ -122,10 +132,15 @@ def main() -> None:
             figures[mode] = (max(rps, best[0]) if best else rps, min(p99(single), best[1]) if best else p99(single))
         base_rps, base_p99 = figures["off"]
         per = {mode: (a / n * 1e6, k / n * 1e6) for mode, (a, k, n) in cpu.items() if n}
-        print(f"FastAPI under uvicorn, {args.seconds:g} s per load, best of two runs each, on {os.cpu_count()} cores "
-              f"(sink at nice {args.sink_nice})")
+        print(f"FastAPI under uvicorn, {args.seconds:g} s per load, best of {args.rounds} runs each, "
+              f"on {os.cpu_count()} cores (sink at nice {args.sink_nice})")
         print(f"  without logging:      {base_rps:7.0f} req/s at 50 clients, p99 {base_p99:5.2f} ms at one client, "
               f"app CPU {per['off'][0]:4.0f} µs per request")
+        rps, p = figures["floor"]
+        print(f"  the floor (no SDK):    {rps:7.0f} req/s ({rps / base_rps:.2f}x), "
+              f"p99 {p:5.2f} ms ({p / base_p99:.2f}x), app CPU {per['floor'][0]:4.0f} µs per request "
+              f"(+{per['floor'][0] - per['off'][0]:.0f}): the same calls appending tuples to a deque, "
+              "the least any in-process logger costs")
         for mode in ("thread", "process"):
             rps, p = figures[mode]
             print(f"  logging, {mode + ' sender:':15s} {rps:7.0f} req/s ({rps / base_rps:.2f}x), "

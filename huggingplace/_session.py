@@ -73,13 +73,14 @@ class StepTimer:
         return self
 
     def __enter__(self) -> StepTimer:
+        step, owner = self.step, self._owner
         enclosing = _current_step.get()
-        if enclosing is not None and enclosing[0] is self._owner:
-            enclosing[1].steps.append(self.step)
+        if enclosing is not None and enclosing[0] is owner:
+            enclosing[1].steps.append(step)
         else:
-            self._owner._add_step(self.step)
-        self.step.start()
-        self._token = _current_step.set((self._owner, self.step))
+            owner._steps.append(step)
+        step.start()
+        self._token = _current_step.set((owner, step))
         return self
 
     def __exit__(
@@ -141,9 +142,6 @@ class _StepOwner:
             _update_step(step, {"type": type})
         return StepTimer(self, step)
 
-    def _add_step(self, step: Step) -> None:
-        self._steps.append(step)
-
     def _take_steps(self) -> list[Step]:
         """The finished top-level steps, removed; open ones stay for the next record."""
         steps = self._steps
@@ -167,7 +165,7 @@ class Session(_StepOwner, Generic[Logged]):
         super().__init__()
         self._recorder = recorder
         self.session_id = session_id
-        self._defaults = merge_defaults(defaults, {"session_id": ("session_id", session_id)})
+        self._defaults = {**defaults, "session_id": ("session_id", session_id)}  # (never among the defaults)
         self._token: Token[Optional[Session[Any]]] | None = None
 
     def __repr__(self) -> str:
@@ -198,7 +196,7 @@ class Session(_StepOwner, Generic[Logged]):
                 _current_session.reset(self._token)
             except ValueError:
                 _current_session.set(None)
-        leftover = [s for s in self._steps if s.finished]
+        leftover = [s for s in self._steps if s.finished] if self._steps else None
         if leftover:
             self._recorder.stats.drop("unlogged_steps", len(leftover))
             logger.warning(

@@ -32,11 +32,13 @@ from ._version import __version__
 
 __all__ = [
     "Request", "Response", "to_payload", "step_to_wire", "build_request", "encode", "parse_response",
-    "BATCH_HEADER", "batch_body", "batch_errors", "request_for_body",
+    "BATCH_HEADER", "READ_HEADERS", "batch_body", "batch_errors", "request_for_body",
 ]
 
 #: the response header by which an endpoint advertises a batch route (the local collector does)
 BATCH_HEADER = "HuggingPlace-Batch-Route"
+#: the response headers the SDK reads (lower-cased); a transport may keep only these
+READ_HEADERS = ("retry-after", BATCH_HEADER.lower())
 
 SDK = {"name": "huggingplace-python", "version": __version__}
 USER_AGENT = f"huggingplace-python/{__version__}"

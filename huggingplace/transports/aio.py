@@ -12,10 +12,11 @@ import socket
 from typing import Any
 
 import aiohttp
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from .._exceptions import APIConnectionError, APITimeoutError
-from .._wire import Request, Response
+from .._wire import READ_HEADERS, Request, Response
 from ._env import Proxies
 
 __all__ = ["AiohttpTransport", "InLoopResolver"]
@@ -57,6 +58,7 @@ class AiohttpTransport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._proxies = Proxies()
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._urls: dict[str, yarl.URL] = {}
 
     def _current(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -65,6 +67,15 @@ class AiohttpTransport:
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
             self._loop = loop
         return self._session
+
+    def _url(self, url: str) -> yarl.URL:
+        """The URL parsed once (the worker posts to one or two URLs, thousands of times)."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) > 64:
+                self._urls.clear()
+            parsed = self._urls[url] = yarl.URL(url)
+        return parsed
 
     def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
         cached = self._timeouts.get(seconds)
@@ -80,15 +91,16 @@ class AiohttpTransport:
             extra["proxy"] = proxy
         try:
             async with session.post(
-                request.url,
+                self._url(request.url),
                 data=request.body,
-                headers=dict(request.headers),
+                headers=request.headers,
                 timeout=self._timeout(timeout),
                 allow_redirects=False,
                 **extra,
             ) as answer:
                 body = await answer.read()
-                return Response(status_code=answer.status, headers=dict(answer.headers), body=body)
+                got = answer.headers
+                return Response(answer.status, {name: got[name] for name in READ_HEADERS if name in got}, body)
         except asyncio.TimeoutError as exc:
             raise APITimeoutError(f"no answer from {request.url} within {timeout:g} s", url=request.url) from exc
         except (aiohttp.ClientError, OSError) as exc:
