@@ -139,13 +139,13 @@ def main() -> None:
         rps, p = figures["floor"]
         print(f"  the floor (no SDK):    {rps:7.0f} req/s ({rps / base_rps:.2f}x), "
               f"p99 {p:5.2f} ms ({p / base_p99:.2f}x), app CPU {per['floor'][0]:4.0f} µs per request "
-              f"(+{per['floor'][0] - per['off'][0]:.0f}): the same calls appending tuples to a deque, "
+              f"({per['floor'][0] - per['off'][0]:+.0f}): the same calls appending tuples to a deque, "
               "the least any in-process logger costs")
         for mode in ("thread", "process"):
             rps, p = figures[mode]
             print(f"  logging, {mode + ' sender:':15s} {rps:7.0f} req/s ({rps / base_rps:.2f}x), "
                   f"p99 {p:5.2f} ms ({p / base_p99:.2f}x), app CPU {per[mode][0]:4.0f} µs per request "
-                  f"(+{per[mode][0] - per['off'][0]:.0f}); the sink's CPU per record: {per[mode][1]:.0f} µs")
+                  f"({per[mode][0] - per['off'][0]:+.0f}); the sink's CPU per record: {per[mode][1]:.0f} µs")
         print(f"  records the sink received: {sink.state()['count']}")
     finally:
         sink.close()
