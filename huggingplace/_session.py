@@ -165,7 +165,7 @@ class Session(_StepOwner, Generic[Logged]):
         super().__init__()
         self._recorder = recorder
         self.session_id = session_id
-        self._defaults = {**defaults, "session_id": ("session_id", session_id)}  # (never among the defaults)
+        self._defaults = {**defaults, "session_id": ("session_id", session_id)}  # start_session() took it out of them
         self._token: Token[Optional[Session[Any]]] | None = None
 
     def __repr__(self) -> str:

@@ -50,7 +50,8 @@ class InLoopResolver(AbstractResolver):
 
 class AiohttpTransport:
     """Posts with aiohttp; never blocks the loop on a thread. A session is bound to the loop that
-    made it, so a client reused from a new loop (a second ``asyncio.run``) gets a fresh one."""
+    made it, so a client reused from a new loop (a second ``asyncio.run``) gets a fresh one.
+    An answer keeps the headers the SDK reads (``READ_HEADERS``), not every one."""
 
     def __init__(self, *, limit: int = 10) -> None:
         self._limit = limit
