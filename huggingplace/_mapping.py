@@ -137,7 +137,10 @@ def _response_time(key: str, value: Any) -> float:
         raise _fail(key, "response_time", value)
     if not value >= 0 or value == float("inf"):
         raise _fail(key, "response_time", value)
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int past a float's range
+        raise _fail(key, "response_time", value, "too large for a number of milliseconds") from None
 
 
 def _steps(key: str, value: Any) -> tuple[Any, ...]:

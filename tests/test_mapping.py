@@ -128,6 +128,18 @@ def test_response_time_as_another_string_explains_the_fix(value: str) -> None:
     assert transport.requests == []
 
 
+def test_a_response_time_past_a_floats_range_is_refused_by_name() -> None:
+    """An int too large for a float (10**400 ms) is a ValidationError naming the caller's key,
+    not an OverflowError from the conversion (Hypothesis found it in the sender's round trip)."""
+    hp, transport = _client()
+    with pytest.raises(ValidationError, match="too large for a number of milliseconds") as info:
+        hp.log(user_prompt="q", response="a", responseTime=10**400)
+    assert info.value.field == "responseTime"
+    assert transport.requests == []
+    hp.log(user_prompt="q", response="a", response_time=10**300)  # large, but a float holds it
+    assert transport.payloads[0]["response_time"] == 1e300
+
+
 def test_response_time_from_timedelta() -> None:
     hp, transport = _client()
     hp.log(user_prompt="q", response="a", response_time=dt.timedelta(seconds=1.5))
