@@ -21,7 +21,7 @@ import attrs
 from . import _exit
 from ._batcher import ACCEPTED, CLOSED, OVERFLOW, Batcher, Item
 from ._config import BackgroundConfig, Options
-from ._draft import Capture
+from ._draft import Capture, KeywordDraft
 from ._exceptions import ValidationError
 from ._internal import swallow
 from ._models import LogRecord
@@ -170,17 +170,27 @@ class Pipeline:
     def submit(self, record: LogRecord | Capture) -> bool:
         """Queue one record (or a draft, validated on the worker); False when it could not be
         accepted (counted)."""
-        item = Item(record.event_id, _estimate(record), record)
+        item = Item(record.event_id, record.size if isinstance(record, Capture) else _estimate(record), record)
         if self._pack is not None:  # pickled here, on the caller's thread, which holds the GIL anyway:
-            item.packed = self._pack(record)  # a relay thread doing it would take the GIL from the app
-        return self.submit_item(item)
+            # a relay thread doing it would take the GIL from the app (a keyword draft is pickled already)
+            item.packed = record.blob if type(record) is KeywordDraft else self._pack(record)
+        if self.config.durable:
+            return self.submit_item(item)
+        verdict = self.batcher.offer(item)
+        if verdict == ACCEPTED and self.running and self.batcher.linger:
+            return True  # the common case: queued, for a running worker that lingers for company
+        return self._offered(item, verdict)
 
     def submit_item(self, item: Item) -> bool:
         """Queue one item: a record or draft, or (handed over by another process) a body."""
         # durable: encoded (and redacted) here, so the disk never holds raw content
         if self.config.durable and item.body is None and not self._write_ahead(item):
             return True  # before_send dropped it (counted)
-        verdict = self.batcher.offer(item)
+        return self._offered(item, self.batcher.offer(item))
+
+    def _offered(self, item: Item, verdict: int) -> bool:
+        """What follows the batcher's ``verdict`` on ``item``: start or wake the worker, spill,
+        or count it dropped (after close)."""
         if verdict == ACCEPTED:
             if not self.running:
                 self._ensure_worker()

@@ -129,6 +129,16 @@ class Batcher:
         self._waiting_since = None
         return batch
 
+    def take_all(self) -> list[Item]:
+        """Everything queued, oldest first, at once: the queue is swapped for an empty one under
+        the callers' lock, not popped item by item (a relay hands it all to its sender)."""
+        with self._lock:
+            queue, self._queue = self._queue, deque()
+        items = list(queue)
+        self._taken_bytes += sum([item.size for item in items])
+        self._waiting_since = None
+        return items
+
     def take_overflow(self, limit: int) -> list[Item]:
         out: list[Item] = []
         while self._overflow and len(out) < limit:
@@ -146,8 +156,6 @@ class Batcher:
 
     def drain(self) -> list[Item]:
         """Everything in memory, queue then overflow (at close, or to move to the spool)."""
-        items = self.take(limit=len(self._queue) + 1)
-        while self._queue:  # batch_bytes may have stopped take() short
-            items.extend(self.take(limit=len(self._queue) + 1))
+        items = self.take_all()
         items.extend(self.take_overflow(len(self._overflow) + 1))
         return items

@@ -173,7 +173,9 @@ class _BaseClient:
             session_id = new_session_id()
         if not isinstance(session_id, str) or not session_id:
             raise ValidationError(f"session_id must be a non-empty string, got {session_id!r}", field="session_id")
-        fields = self._recorder.normalize(args, defaults, where="start_session()") if args or defaults else {}
+        if not args and not defaults:
+            return Session(self._recorder, session_id)
+        fields = self._recorder.normalize(args, defaults, where="start_session()")
         fields.pop("session_id", None)
         return Session(self._recorder, session_id, fields)
 

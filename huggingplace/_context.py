@@ -7,7 +7,7 @@ each asyncio task sees the scope it was created in.
 from __future__ import annotations
 
 from contextvars import ContextVar, Token
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import attrs
 
@@ -27,8 +27,9 @@ class Scope:
 _scope: ContextVar[Optional[Scope]] = ContextVar("huggingplace_context", default=None)
 
 
-def current_scope() -> Optional[Scope]:
-    return _scope.get()
+#: the innermost ``context()`` block's scope here, if any (the ContextVar's own ``get``: it is
+#: read by every ``log()``)
+current_scope: Callable[[], Optional[Scope]] = _scope.get
 
 
 class Context:

@@ -13,6 +13,7 @@ from typing import Any, Optional
 from ._fields import ALIASES
 from ._mapping import build_record, compose, normalize
 from ._models import LogRecord, Step, new_event_id
+from ._models import _pool as _ids
 
 __all__ = ["Capture", "Draft", "KeywordDraft", "plain_dumps"]
 
@@ -157,57 +158,94 @@ _LONG = 4096  # characters: pickling copies a text (and encodes it, unless ASCII
 # Draft refers to it
 
 
+_OWN_NAMES, _RESPELT_NAMES, _REFUSED = "own", "respelt", "refused"
+_KINDS: dict[tuple[str, ...], str] = {}  # a call's keys, in order, and which of the above they are
+_MAX_KINDS = 512  # distinct key sets remembered; past that, each call is checked anew
+
+
+def _kind(keys: tuple[str, ...]) -> str:
+    """Which keys a keyword draft takes: all the SDK's own names, or some other spellings (each
+    field once), else refused (a key unknown, a field twice, the caller's own id or time)."""
+    if not _KNOWN.issuperset(keys) or not _OWN.isdisjoint(keys):
+        kind = _REFUSED
+    elif _RESPELT.isdisjoint(keys):
+        kind = _OWN_NAMES
+    else:
+        kind = _RESPELT_NAMES if len({ALIASES[key] for key in keys}) == len(keys) else _REFUSED
+    if len(_KINDS) < _MAX_KINDS:
+        _KINDS[keys] = kind
+    return kind
+
+
 class KeywordDraft(Capture):
     """A ``log(**fields)`` of builtin values (a plain call, or a session's with its defaults
-    and timed steps), captured pickled: one C call copies and packs it (a third of
-    :class:`Draft`'s cost, and less memory while queued); :func:`normalize` and
+    and timed steps), captured pickled with its id and time: one C call copies and packs it (a
+    third of :class:`Draft`'s cost, and less memory while queued), and the pickle is also what
+    a sender process is handed (:func:`_sender.pack` adds nothing). :func:`normalize` and
     :func:`compose` map it on the worker."""
 
-    __slots__ = ("blob",)
+    __slots__ = ("blob", "captured")
     blob: bytes
+    captured: Optional[tuple[Any, ...]]  # the blob read back, once another process read it
 
     @classmethod
     def capture(
         cls, kwargs: Mapping[str, Any], defaults: Optional[Mapping[str, tuple[str, Any]]] = None,
-        steps: Sequence[Step] = (), measured_ms: Optional[float] = None,
+        steps: Sequence[tuple[Any, ...]] = (), measured_ms: Optional[float] = None, offset: float = 0.0,
     ) -> Optional[KeywordDraft]:
         """The draft, or None when the call needs :class:`Draft`: a key unknown (normalize
         names it now), a field under two spellings, an ``event_id`` or ``timestamp`` of the
         caller's own, a value (or a step's) that is not a builtin, or a text longer than
-        ``_LONG`` (a long prompt or response costs a Draft nothing to keep)."""
-        if not kwargs.keys() <= _KNOWN or not _OWN.isdisjoint(kwargs):
-            return None
-        if _RESPELT.isdisjoint(kwargs):  # the SDK's own spellings: the two long texts by name
+        ``_LONG`` (a long prompt or response costs a Draft nothing to keep). ``steps`` are
+        ``_session.timed_steps``'s, read with its ``offset``."""
+        keys = tuple(kwargs)
+        kind = _KINDS.get(keys)
+        if kind is None:
+            kind = _kind(keys)
+        if kind is _OWN_NAMES:  # the two long texts, by name
             prompt, response = kwargs.get("user_prompt"), kwargs.get("response")
             if (type(prompt) is str and len(prompt) > _LONG) or (type(response) is str and len(response) > _LONG):
                 return None
-        elif len({ALIASES[key] for key in kwargs}) != len(kwargs) or any(
-                type(value) is str and len(value) > _LONG for value in kwargs.values()):
+        elif kind is _RESPELT_NAMES:
+            if any(type(value) is str and len(value) > _LONG for value in kwargs.values()):
+                return None
+        else:
             return None
+        try:
+            event_id = _ids.pop()
+        except IndexError:
+            event_id = new_event_id()
+        at = _time.time()
         if defaults or steps or measured_ms is not None:
             if defaults and not _OWN.isdisjoint(defaults):
                 return None
-            blob = plain_dumps((kwargs, defaults, [s.plain() for s in steps], measured_ms))
+            blob = plain_dumps((event_id, at, kwargs, defaults, steps, measured_ms, offset))
         else:
-            blob = plain_dumps(kwargs)
+            blob = plain_dumps((event_id, at, kwargs))
         if blob is None:
             return None
-        return cls.restore_keywords(blob, new_event_id(), _time.time())
+        draft = cls.__new__(cls)
+        draft.blob, draft.captured, draft.event_id, draft.at, draft.size = blob, None, event_id, at, 256 + len(blob)
+        return draft
 
     @classmethod
-    def restore_keywords(cls, blob: bytes, event_id: str, at: float) -> KeywordDraft:
-        """A keyword draft from its parts (captured here, or handed over by ``_sender``)."""
+    def from_blob(cls, blob: bytes) -> KeywordDraft:
+        """The draft another process captured, from its blob (read here once, kept read)."""
+        captured = pickle.loads(blob)
+        if type(captured) is not tuple or len(captured) not in (3, 7) or type(captured[0]) is not str:
+            raise ValueError("not a keyword draft")
         draft = cls.__new__(cls)
-        draft.blob, draft.event_id, draft.at, draft.size = blob, event_id, at, 256 + len(blob)
+        draft.blob, draft.captured, draft.event_id, draft.at, draft.size = (
+            blob, captured, captured[0], captured[1], 256 + len(blob))
         return draft
 
     def fields(self) -> dict[str, tuple[str, Any]]:
-        captured = pickle.loads(self.blob)
-        if type(captured) is dict:
-            fields = normalize(captured)
+        captured = self.captured if self.captured is not None else pickle.loads(self.blob)
+        if len(captured) == 3:
+            fields = normalize(captured[2])
         else:
-            kwargs, defaults, steps, measured_ms = captured
-            fields = compose(normalize(kwargs), defaults, [Step.from_plain(s) for s in steps], measured_ms,
+            _, _, kwargs, defaults, steps, measured_ms, offset = captured
+            fields = compose(normalize(kwargs), defaults, [Step.from_timer(s, offset) for s in steps], measured_ms,
                              fresh=True)
         fields["event_id"] = ("event_id", self.event_id)
         return fields

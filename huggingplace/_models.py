@@ -196,6 +196,16 @@ class Step:
         step.steps = [cls.from_plain(s) if type(s) is tuple else s for s in nested]
         return step
 
+    @classmethod
+    def from_timer(cls, values: tuple[Any, ...], offset: float) -> Step:
+        """The step a ``StepTimer`` captured (``_session.timed_steps``): ``(name, type, start_ns,
+        end_ns)``, its UTC times the record's ``offset`` plus those, or a whole :meth:`plain`."""
+        if len(values) != 4:
+            return cls.from_plain(values)
+        name, kind, start, end = values
+        return cls.from_plain((name, kind, "ok", offset + start / 1e9, offset + end / 1e9, (end - start) / 1e6, None,
+                               {}, [], None, None, None, None, None, None, start))
+
     @property
     def start_ns(self) -> Optional[int]:
         """``perf_counter_ns()`` when the step started; for durations only."""
@@ -283,7 +293,7 @@ _CHECKS: dict[str, tuple[Any, Any]] = {
 }
 
 
-@attrs.frozen
+@attrs.frozen(slots=False, init=False)
 class LogResult:
     """What ``log()`` returns: the record's ``event_id`` and how the endpoint answered.
 
@@ -299,3 +309,10 @@ class LogResult:
     queued: bool = False
     error: Optional[str] = None
     dropped: Optional[str] = None
+
+    def __init__(self, event_id: str, status_code: Optional[int] = None, body: Any = None, queued: bool = False,
+                 error: Optional[str] = None, dropped: Optional[str] = None) -> None:
+        # attrs' frozen __init__, less its setattr lookup: every background log() makes one
+        fields = self.__dict__
+        fields["event_id"], fields["status_code"], fields["body"] = event_id, status_code, body
+        fields["queued"], fields["error"], fields["dropped"] = queued, error, dropped

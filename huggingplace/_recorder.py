@@ -21,12 +21,12 @@ from ._internal import swallow
 from ._mapping import build_record, compose, merge_into, normalize
 from ._models import LogRecord, LogResult, Step
 from ._privacy import Processor
-from ._session import current_session
+from ._session import current_session, timed_steps
 from ._stats import Stats
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._background import Pipeline
-    from ._session import Session
+    from ._session import Session, StepTimer
 
 __all__ = ["Recorder", "Accepted", "Fields"]
 
@@ -47,8 +47,9 @@ class Recorder:
     stats: Stats
     processor: Processor
     pipeline: Optional[Pipeline]
-    #: the client's log() for an accept() result: a LogResult, or an awaitable of one
-    _log: Callable[[Any], Any] = attrs.field(alias="log")
+    #: what the client's ``log()`` returns for an :meth:`accept` result: a LogResult, or (the
+    #: async client) an awaitable of one
+    log: Callable[[Any], Any]
     #: the client's foreground delivery of one record (raises on failure)
     _send: Callable[[LogRecord], Any] = attrs.field(alias="send")
     #: background mode validates on the worker and log() only captures; not in durable mode,
@@ -100,12 +101,13 @@ class Recorder:
 
     def accept(self, args: tuple[Mapping[str, Any], ...], kwargs: Mapping[str, Any], *,
                session: Session[Any] | None = None, fields: Fields | None = None,
-               steps: list[Step] | tuple[Step, ...] = (), measured_ms: float | None = None) -> Any:
-        """A record to hand on (validated, or a background draft), or a LogResult saying why
-        not: disabled, not tracked, sampled out, or (background mode, which never raises into
-        the host) a counted rejection. Its fields: ``fields`` (already normalized) or the
-        call's ``args``/``kwargs``, over the context's and session's, with ``steps`` timed for
-        it and ``measured_ms`` as the ``response_time`` unless given."""
+               steps: list[StepTimer] | tuple[StepTimer, ...] = (), measured_ms: float | None = None) -> Any:
+        """A record to hand on (validated, or a background draft), or a LogResult: the queued
+        one of a background ``log(**fields)`` (captured and queued here, the shortest path),
+        or one saying why not: disabled, not tracked, sampled out, or (background mode, which
+        never raises into the host) a counted rejection. Its fields: ``fields`` (already
+        normalized) or the call's ``args``/``kwargs``, over the context's and session's, with
+        the ``steps`` timed for it and ``measured_ms`` as the ``response_time`` unless given."""
         if not self.enabled:
             return LogResult(event_id="", dropped="disabled")
         scope = current_scope()
@@ -113,13 +115,18 @@ class Recorder:
             self.stats.drop("not_tracked")
             return LogResult(event_id="", dropped="not_tracked")
         try:
-            defaults = self._defaults(scope, session)
+            if scope is None and session is not None and session._recorder is self:  # a session's own log()
+                defaults: Optional[Fields] = session._defaults
+            else:
+                defaults = self._defaults(scope, session)
+            offset, timed = timed_steps(steps) if steps else (0.0, ())
             if self.quick and not args and fields is None:  # background log(**fields), in a session or not
-                quick = KeywordDraft.capture(kwargs, defaults, steps, measured_ms)
+                quick = KeywordDraft.capture(kwargs, defaults, timed, measured_ms, offset)
                 if quick is not None:
-                    return quick
+                    return self.enqueue(quick)
             given = fields if fields is not None else self.normalize(args, kwargs, where="log()")
-            record = compose(given, defaults, steps, measured_ms, fresh=fields is None)
+            record = compose(given, defaults, [Step.from_timer(s, offset) for s in timed], measured_ms,
+                             fresh=fields is None)
             accepted: Accepted = Draft(record) if self.defer else build_record(record)
             sid = record.get("session_id")
             if not self.processor.keep(sid[1] if sid is not None and isinstance(sid[1], str) else None):
@@ -140,11 +147,6 @@ class Recorder:
             return LogResult(event_id="", error=type(exc).__name__)
 
     # ---- handing on ----------------------------------------------------------------------
-    def log(self, accepted: Any) -> Any:
-        """What ``log()`` returns for an :meth:`accept` result: a LogResult, or an awaitable
-        of one from the async client."""
-        return self._log(accepted)
-
     def enqueue(self, accepted: Accepted) -> LogResult:
         """Background mode: queue, never block, never raise."""
         assert self.pipeline is not None

@@ -47,6 +47,7 @@ _MESSAGE = 256  #: records per message (callers pickled them already: a message 
 _CYCLE = 0.05  #: how often the relay hands records over (a short GIL hold each time)
 _HEADER = struct.Struct("!I")
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
+_PICKLE = pickle.PROTO  # how a pickle of protocol 2 or later begins: a keyword draft's blob
 _COUNTERS = ("sent", "retried", "failed", "rejected", "spooled", "replayed", "redaction_failures")
 
 
@@ -91,8 +92,8 @@ def can_relay(pipeline: Pipeline) -> Optional[str]:
 def pack(record: Any) -> Optional[bytes]:
     """A draft packed for the sender, or None when it cannot be (the relay then encodes it):
     with ``marshal`` when it holds only builtins and steps (several times cheaper), else pickle."""
-    if isinstance(record, KeywordDraft):  # pickled already
-        return b"K" + marshal.dumps((record.blob, record.event_id, record.at))
+    if type(record) is KeywordDraft:  # pickled already, with its id and time
+        return record.blob
     if not isinstance(record, Draft):
         return None
     try:
@@ -109,11 +110,11 @@ def pack(record: Any) -> Optional[bytes]:
 
 def unpack(data: bytes) -> tuple[Any, ...]:
     """The entry :func:`pack` made: ``("d", items, spelled, event_id, size, at)`` for a draft,
-    ``("k", blob, event_id, at)`` for a keyword draft."""
+    ``("k", blob)`` for a keyword draft (a pickle as it is, whose first byte is its PROTO opcode)."""
     if data[:1] == b"P":
         return tuple(pickle.loads(data[1:]))
-    if data[:1] == b"K":
-        return ("k", *marshal.loads(data[1:]))
+    if data[:1] == _PICKLE:
+        return ("k", data)
     items, spelled, event_id, size, at = marshal.loads(data[1:])
     return ("d", _steps_as(items, _step), spelled, event_id, size, at)
 
@@ -286,13 +287,14 @@ class Relay(Worker):
         batcher = self.p.batcher
         items = list(self.held)
         self.held.clear()
-        items.extend(batcher.take(limit=batcher.queued + 1))
+        items.extend(batcher.take_all())
         items.extend(batcher.take_overflow(batcher.max_overflow + 1))
         return items
 
     def _hand_over(self, items: list[Item]) -> None:
         for start in range(0, len(items), _MESSAGE):
-            chunk = [i for i in items[start: start + _MESSAGE] if self._travels(i)]
+            chunk = [i for i in items[start: start + _MESSAGE]
+                     if i.packed is not None or i.body is not None or self._travels(i)]
             entries = [i.packed if i.body is None else ("b", i.event_id, i.body) for i in chunk]
             message = pickle.dumps(("records", entries), protocol=_PROTOCOL)
             try:
@@ -547,7 +549,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
                     if entry[0] == "d":
                         pipeline.submit(Draft.restore(*entry[1:]))
                     elif entry[0] == "k":
-                        pipeline.submit(KeywordDraft.restore_keywords(*entry[1:]))
+                        pipeline.submit(KeywordDraft.from_blob(entry[1]))
                     else:
                         pipeline.submit_item(Item(entry[1], len(entry[2]), body=entry[2]))
                 except Exception as exc:  # a record that will not unpack: counted, settled, and on we go

@@ -48,8 +48,8 @@ _STEP_FIELDS = {
     "error": "error",
 }
 
-# The innermost open step in this thread or task, with the owner (session or trace) it belongs to.
-_current_step: ContextVar[Optional[tuple[_StepOwner, Step]]] = ContextVar("huggingplace_step", default=None)
+# The innermost open step in this thread or task (its owner: the session or trace it belongs to).
+_current_step: ContextVar[Optional[StepTimer]] = ContextVar("huggingplace_step", default=None)
 _current_session: ContextVar[Optional[Session[Any]]] = ContextVar("huggingplace_session", default=None)
 
 
@@ -60,33 +60,88 @@ def current_session() -> Session[Any] | None:
 
 class StepTimer:
     """The handle ``step()`` returns: times a block, nests inside the enclosing step of the same
-    owner, and records an exception as ``status: "error"`` without swallowing it."""
+    owner, and records an exception as ``status: "error"`` without swallowing it.
 
-    def __init__(self, owner: _StepOwner, step: Step) -> None:
-        self.step = step
+    It reads only ``perf_counter_ns`` (this is on the request's path); the step's UTC times come
+    from one wall-clock reading per record, when it is logged (:meth:`plain`). Fields beyond the
+    name and type live in a :class:`Step` made only when some are given."""
+
+    # Not slotted: what most steps never set reads as these class defaults, and __init__ sets three
+    # attributes instead of nine (a step is made on the request's path).
+    _detail: Step | None = None  # a Step holding the fields given beyond name and type (validated)
+    _start_ns: int | None = None
+    _end_ns: int | None = None
+    _error: ErrorInfo | None = None
+    _children: list[StepTimer] | None = None
+    _token: Token[Optional[StepTimer]] | None = None
+
+    def __init__(self, owner: _StepOwner, name: str, type: str | None = None) -> None:
+        self.name = name
+        self.type = type
         self._owner = owner
-        self._token: Token[Optional[tuple[_StepOwner, Step]]] | None = None
+
+    def __repr__(self) -> str:
+        return f"StepTimer(name={self.name!r}, type={self.type!r})"
 
     def update(self, **fields: Any) -> StepTimer:
         """Set step fields (``metadata`` merges); validated now, naming the field on error."""
-        _update_step(self.step, fields)
+        detail = self._detail
+        if detail is None:
+            detail = self._detail = Step.timed(self.name)
+            detail.type = self.type
+        _update_step(detail, fields)
+        self.type = detail.type
         return self
 
+    @property
+    def step(self) -> Step:
+        """The step as it stands: a copy, with its times read now."""
+        return Step.from_plain(self.plain(time.time() - time.perf_counter_ns() / 1e9))
+
+    @property
+    def start_ns(self) -> Optional[int]:
+        """``perf_counter_ns()`` when the step started; for durations only."""
+        return self._start_ns
+
+    @property
+    def finished(self) -> bool:
+        return self._end_ns is not None
+
+    def plain(self, offset: float) -> tuple[Any, ...]:
+        """Its values as :meth:`Step.plain` gives them, with UTC times as epoch floats:
+        ``offset`` is the wall clock less ``perf_counter_ns() / 1e9``, read once per record."""
+        start, end, detail, error = self._start_ns, self._end_ns, self._detail, self._error
+        kids = [child.plain(offset) for child in self._children] if self._children else []
+        started = offset + start / 1e9 if start is not None else None
+        ended = offset + end / 1e9 if end is not None else None
+        took = (end - start) / 1e6 if end is not None and start is not None else None
+        if detail is None:
+            return (self.name, self.type, "ok" if error is None else "error", started, ended, took, error, {}, kids,
+                    None, None, None, None, None, None, start)
+        return (self.name, self.type, "error" if error is not None else detail.status, started, ended, took,
+                error or detail.error, detail.metadata, kids, detail.user_question, detail.prompt_response,
+                detail.llm_model, detail.token, detail.input_tokens, detail.output_tokens, start)
+
     def __enter__(self) -> StepTimer:
-        step, owner = self.step, self._owner
+        owner = self._owner
         enclosing = _current_step.get()
-        if enclosing is not None and enclosing[0] is owner:
-            enclosing[1].steps.append(step)
+        if enclosing is not None and enclosing._owner is owner:
+            if enclosing._children is None:
+                enclosing._children = [self]
+            else:
+                enclosing._children.append(self)
         else:
-            owner._steps.append(step)
-        step.start()
-        self._token = _current_step.set((owner, step))
+            owner._steps.append(self)
+        self._token = _current_step.set(self)
+        self._start_ns = time.perf_counter_ns()
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.step.finish(exc)
+        self._end_ns = time.perf_counter_ns()
+        if exc is not None:
+            self._error = ErrorInfo.from_exception(exc)
         if self._token is not None:
             try:
                 _current_step.reset(self._token)
@@ -100,6 +155,18 @@ class StepTimer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         return self.__exit__(exc_type, exc, tb)
+
+
+def timed_steps(timers: list[StepTimer] | tuple[StepTimer, ...]) -> tuple[float, list[tuple[Any, ...]]]:
+    """Finished timers for a record, with the wall clock less ``perf_counter_ns() / 1e9`` read
+    once now: each as ``(name, type, start_ns, end_ns)`` when that is all it holds, else as
+    :meth:`StepTimer.plain`; :meth:`Step.from_timer` reads either."""
+    offset = time.time() - time.perf_counter_ns() / 1e9
+    return offset, [
+        (t.name, t.type, t._start_ns, t._end_ns)
+        if t._detail is None and t._error is None and t._children is None else t.plain(offset)
+        for t in timers
+    ]
 
 
 def _update_step(step: Step, fields: Mapping[str, Any]) -> None:
@@ -127,29 +194,26 @@ class _StepOwner:
     """What sessions and traces share: the top-level steps timed in them."""
 
     def __init__(self) -> None:
-        self._steps: list[Step] = []
+        self._steps: list[StepTimer] = []
 
     def step(self, name: str, type: str | None = None, **fields: Any) -> StepTimer:
         """A timed block: ``with owner.step("retrieve", type="retrieval") as st: ...``."""
         if not isinstance(name, str) or not name:
             raise ValidationError(f"step name must be a non-empty string, got {name!r}", field="name")
-        step = Step.timed(name)
         if fields:
-            _update_step(step, {"type": type, **fields})
-        elif builtins.type(type) is str:  # the common call, checked as _update_step would
-            step.type = type
-        elif type is not None:
-            _update_step(step, {"type": type})
-        return StepTimer(self, step)
+            return StepTimer(self, name).update(type=type, **fields)
+        if type is None or builtins.type(type) is str:  # the common call, checked as update() would
+            return StepTimer(self, name, type)
+        return StepTimer(self, name).update(type=type)
 
-    def _take_steps(self) -> list[Step]:
+    def _take_steps(self) -> list[StepTimer]:
         """The finished top-level steps, removed; open ones stay for the next record."""
         steps = self._steps
-        if all(s.ended_at is not None for s in steps):  # the common case: every step has ended
+        if all(s._end_ns is not None for s in steps):  # the common case: every step has ended
             self._steps = []
             return steps
-        self._steps = [s for s in steps if s.ended_at is None]
-        return [s for s in steps if s.ended_at is not None]
+        self._steps = [s for s in steps if s._end_ns is None]
+        return [s for s in steps if s._end_ns is not None]
 
 
 Logged = TypeVar("Logged")  # what ``log()`` gives: a LogResult, or (async client) an awaitable of one
@@ -161,11 +225,13 @@ class Session(_StepOwner, Generic[Logged]):
     ``Session[LogResult]`` from ``HuggingPlace``, ``Session[Awaitable[LogResult]]`` from
     ``AsyncHuggingPlace``."""
 
-    def __init__(self, recorder: Recorder, session_id: str, defaults: Fields) -> None:
-        super().__init__()
+    def __init__(self, recorder: Recorder, session_id: str, defaults: Fields | None = None) -> None:
+        self._steps = []
         self._recorder = recorder
         self.session_id = session_id
-        self._defaults = {**defaults, "session_id": ("session_id", session_id)}  # start_session() took it out of them
+        # start_session() took session_id out of the defaults
+        self._defaults = ({**defaults, "session_id": ("session_id", session_id)} if defaults
+                          else {"session_id": ("session_id", session_id)})
         self._token: Token[Optional[Session[Any]]] | None = None
 
     def __repr__(self) -> str:
@@ -180,10 +246,13 @@ class Session(_StepOwner, Generic[Logged]):
 
         Returns a :class:`LogResult` (sync client) or an awaitable of one (async client).
         """
-        steps = self._take_steps()
-        starts = [s.start_ns for s in steps if s.start_ns is not None] if steps else None
-        measured = (time.perf_counter_ns() - min(starts)) / 1e6 if starts else None
-        accepted = self._recorder.accept(args, kwargs, session=self, steps=steps, measured_ms=measured)
+        if self._steps:
+            steps = self._take_steps()
+            # every step taken has started (and ended): _start_ns is an int
+            measured = (time.perf_counter_ns() - min([s._start_ns for s in steps])) / 1e6 if steps else None  # type: ignore[type-var,operator]
+            accepted = self._recorder.accept(args, kwargs, session=self, steps=steps, measured_ms=measured)
+        else:
+            accepted = self._recorder.accept(args, kwargs, session=self)
         logged: Logged = self._recorder.log(accepted)
         return logged
 
@@ -196,7 +265,11 @@ class Session(_StepOwner, Generic[Logged]):
                 _current_session.reset(self._token)
             except ValueError:
                 _current_session.set(None)
-        leftover = [s for s in self._steps if s.finished] if self._steps else None
+        if self._steps:
+            self._warn_unlogged()
+
+    def _warn_unlogged(self) -> None:
+        leftover = [s for s in self._steps if s.finished]
         if leftover:
             self._recorder.stats.drop("unlogged_steps", len(leftover))
             logger.warning(
@@ -208,11 +281,17 @@ class Session(_StepOwner, Generic[Logged]):
             self._steps = [s for s in self._steps if not s.finished]
 
     def __enter__(self) -> Session[Logged]:
-        self._enter()
+        self._token = _current_session.set(self)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        self._exit()
+        if self._steps or self._token is None:
+            self._exit()
+            return
+        try:
+            _current_session.reset(self._token)
+        except ValueError:  # left in another context (a generator crossing tasks)
+            _current_session.set(None)
 
     async def __aenter__(self) -> Session[Logged]:
         self._enter()

@@ -79,3 +79,37 @@ def test_overflow_wakes_the_worker_once_per_chunk() -> None:
         b.offer(i)
         wakes.append(b.overflow_wants_worker())
     assert wakes == [True, False, False, True, False, False, True]
+
+
+def test_take_all_loses_and_repeats_nothing_while_callers_offer() -> None:
+    """The relay takes the whole queue at once (swapped under the callers' lock) while four
+    threads offer: every accepted item is taken exactly once, in each thread's order, and the
+    byte bound counts them all as taken."""
+    import threading
+
+    b = Batcher(max_items=1_000_000, max_bytes=1 << 40)
+    per_thread, taken, done = 5_000, [], threading.Event()
+
+    def offer(t: int) -> None:
+        for i in range(per_thread):
+            assert b.offer(Item(f"{t}-{i}", 7)) == ACCEPTED
+
+    def take() -> None:
+        while not done.is_set():
+            taken.extend(b.take_all())
+        taken.extend(b.take_all())
+
+    taker = threading.Thread(target=take)
+    taker.start()
+    callers = [threading.Thread(target=offer, args=(t,)) for t in range(4)]
+    for c in callers:
+        c.start()
+    for c in callers:
+        c.join()
+    done.set()
+    taker.join()
+    ids = [item.event_id for item in taken]
+    assert len(ids) == len(set(ids)) == 4 * per_thread == b.accepted
+    for t in range(4):
+        assert [int(i.split("-")[1]) for i in ids if i.startswith(f"{t}-")] == list(range(per_thread))
+    assert b._taken_bytes == b._offered_bytes == 7 * 4 * per_thread and b.queued == 0

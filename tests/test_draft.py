@@ -35,7 +35,7 @@ def _twin(fields: dict[str, Any], defaults: Optional[dict[str, Any]] = None, ste
     """A keyword draft of a call and the draft of the same call normalized and composed, with
     one id and one capture time, so that their records can be compared."""
     base = normalize(defaults) if defaults else None
-    quick = KeywordDraft.capture(fields, base, steps, measured_ms)
+    quick = KeywordDraft.capture(fields, base, [s.plain() for s in steps], measured_ms)
     try:
         given = normalize(fields)
     except Exception:  # normalize() refuses the keys: the keyword draft must not have taken them
@@ -93,10 +93,31 @@ def test_a_keyword_draft_builds_what_a_draft_builds(fields: dict[str, Any], step
     assert slow is not None, "a keyword draft took keywords that normalize() refuses"
     assert outcome(quick) == outcome(slow)
     packed = pack(quick)
-    assert packed is not None and packed[:1] == b"K"
+    assert packed is quick.blob
     back = unpack(packed)
     assert back[0] == "k"
-    assert outcome(KeywordDraft.restore_keywords(*back[1:])) == outcome(slow)
+    restored = KeywordDraft.from_blob(back[1])
+    restored.event_id, restored.at = quick.event_id, quick.at  # _twin gave quick the draft's, not its blob's
+    assert outcome(restored) == outcome(slow)
+
+
+def test_a_keyword_draft_travels_as_its_own_pickle_with_its_id_and_time() -> None:
+    """What a sender process is handed is the captured blob itself, and it carries the id, the
+    call's time and the steps' clock reading, so the record built there is the one built here."""
+    steps = [("retrieve", "retrieval", 1_000_000, 3_500_000)]
+    quick = KeywordDraft.capture({"user_prompt": "q", "response": "a"}, {"session_id": ("session_id", "s")},
+                                 steps, 12.5, 1_700_000_000.0)
+    assert quick is not None
+    packed = pack(quick)
+    assert packed is quick.blob and packed[:1] == pickle.PROTO
+    kind, blob = unpack(packed)
+    restored = KeywordDraft.from_blob(blob)
+    assert (kind, restored.event_id, restored.at, restored.size) == ("k", quick.event_id, quick.at, quick.size)
+    assert outcome(restored) == outcome(quick)
+    step = restored.build().step_data[0]
+    assert step.time_ms == 2.5 and step.started_at.timestamp() == pytest.approx(1_700_000_000.001, abs=1e-6)
+    with pytest.raises((ValueError, pickle.UnpicklingError)):
+        KeywordDraft.from_blob(pickle.dumps(["not", "a", "draft"]))
 
 
 def test_plain_keywords_are_taken_with_their_spelling() -> None:
@@ -134,6 +155,24 @@ def test_anything_but_plain_keywords_is_left_to_the_normalized_draft(fields: dic
     that only the worker's encoding knows (an array.array is a list of numbers, not bytes),
     or a text long enough that copying it would cost the caller more than referring to it."""
     assert KeywordDraft.capture(fields) is None
+
+
+def test_which_keys_a_keyword_draft_takes_is_remembered_within_a_bound() -> None:
+    """The verdict on a call's keys is kept per key set (a call repeats its keys), at most
+    _MAX_KINDS of them; past the bound, and on a hit, each verdict is the one computed anew."""
+    from huggingplace import _draft
+
+    _draft._KINDS.clear()
+    for i in range(_draft._MAX_KINDS + 50):
+        assert KeywordDraft.capture({"user_prompt": "q", f"no_such_field_{i}": 1}) is None
+    assert len(_draft._KINDS) == _draft._MAX_KINDS
+    for _ in range(2):  # computed, then remembered: the same answers
+        assert KeywordDraft.capture({"userPrompt": "q", "user_prompt": "q"}) is None  # one field twice
+        assert KeywordDraft.capture({"user_prompt": "q", "event_id": "e" * 32}) is None  # the caller's own id
+        assert KeywordDraft.capture({"userPrompt": "q", "aiResponse": "a" * 5000}) is None  # a long text
+        assert KeywordDraft.capture({"userPrompt": "q", "aiResponse": "a"}) is not None
+        assert KeywordDraft.capture({"user_prompt": "q", "response": "a"}) is not None
+    _draft._KINDS.clear()
 
 
 def test_pickled_values_are_copies_and_picklers_are_not_shared() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -42,6 +44,57 @@ def test_session_defaults_steps_and_nesting() -> None:
     assert [c["step_name"] for c in steps[1]["steps"]] == ["call-model"]
     assert steps[1]["time_ms"] >= steps[1]["steps"][0]["time_ms"]
     assert body["response_time"] >= steps[0]["time_ms"] + steps[1]["time_ms"] - 0.01
+
+
+def _timed_block(hp: Any) -> None:
+    with hp.start_session("s-1") as s:
+        with s.step("plain", type="retrieval"):  # a timer alone: captured as four values
+            time.sleep(0.02)
+        with s.step("detailed", llm_model="gpt-4o") as st:  # fields of its own: captured whole
+            st.update(metadata={"k": [1, 2]}, input_tokens=3)
+        with s.step("parent"):
+            with s.step("child", type="tool"):
+                pass
+        with pytest.raises(KeyError):
+            with s.step("failing"):
+                raise KeyError("gone")
+        s.log(user_prompt="q", response="a")
+
+
+def _without_times(step: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in step.items() if k not in ("started_at", "ended_at", "time_ms")}
+    if "steps" in out:
+        out["steps"] = [_without_times(child) for child in out["steps"]]
+    return out
+
+
+def test_steps_read_the_same_in_the_background_as_in_the_foreground(tmp_path: Any) -> None:
+    """A background session's timers travel as four values each when that is all they hold, in
+    full otherwise; either way the body's steps are the foreground's, and their UTC times,
+    from one clock reading per record, agree with their own durations and with each other."""
+    fg, fg_t = _sync()
+    _timed_block(fg)
+    bg_t = MemoryTransport()
+    bg = HuggingPlace(api_key=KEY, org_id="o", base_url="http://127.0.0.1:9", transport=bg_t, background=True,
+                      spool_dir=str(tmp_path))
+    _timed_block(bg)
+    assert bg.flush(10).complete and bg.stats().sent == 1
+    bg.close()
+    here, there = fg_t.payloads[0]["step_data"], bg_t.payloads[0]["step_data"]
+    assert [_without_times(s) for s in there] == [_without_times(s) for s in here]
+    assert [s["step_name"] for s in there] == ["plain", "detailed", "parent", "failing"]
+    assert there[1]["metadata"] == {"k": [1, 2]} and there[3]["status"] == "error"
+    def at(step: dict[str, Any], key: str) -> datetime:
+        return datetime.fromisoformat(step[key].replace("Z", "+00:00"))  # milliseconds, on the wire
+
+    for steps in (here, there):
+        assert steps[0]["time_ms"] >= 20
+        for step in [*steps, steps[2]["steps"][0]]:
+            elapsed = (at(step, "ended_at") - at(step, "started_at")).total_seconds() * 1000
+            assert elapsed == pytest.approx(step["time_ms"], abs=1.01)
+        starts = [at(s, "started_at") for s in steps]
+        assert starts == sorted(starts) and starts[2] <= at(steps[2]["steps"][0], "started_at")
+        assert at(steps[0], "ended_at") <= starts[1]
 
 
 def test_each_log_carries_only_the_steps_since_the_previous_log() -> None:
