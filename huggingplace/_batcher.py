@@ -130,11 +130,12 @@ class Batcher:
         return batch
 
     def take_all(self) -> list[Item]:
-        """Everything queued, oldest first, at once: the queue is swapped for an empty one under
-        the callers' lock, not popped item by item (a relay hands it all to its sender)."""
-        with self._lock:
-            queue, self._queue = self._queue, deque()
-        items = list(queue)
+        """Everything queued, oldest first, in one pass (a relay hands it all to its sender).
+        Without the callers' lock, so that a close() from a signal handler that interrupted an
+        offer() cannot wait on it: only this consumer pops, so the items counted are there."""
+        queue = self._queue
+        popleft = queue.popleft
+        items = [popleft() for _ in range(len(queue))]
         self._taken_bytes += sum([item.size for item in items])
         self._waiting_since = None
         return items

@@ -82,9 +82,10 @@ def test_overflow_wakes_the_worker_once_per_chunk() -> None:
 
 
 def test_take_all_loses_and_repeats_nothing_while_callers_offer() -> None:
-    """The relay takes the whole queue at once (swapped under the callers' lock) while four
-    threads offer: every accepted item is taken exactly once, in each thread's order, and the
-    byte bound counts them all as taken."""
+    """The relay takes the whole queue in one pass while four threads offer: every accepted
+    item is taken exactly once, in each thread's order, and the byte bound counts them all as
+    taken; and it never waits on the callers' lock (a close() from a signal handler that
+    interrupted an offer() drains the queue)."""
     import threading
 
     b = Batcher(max_items=1_000_000, max_bytes=1 << 40)
@@ -113,3 +114,11 @@ def test_take_all_loses_and_repeats_nothing_while_callers_offer() -> None:
     for t in range(4):
         assert [int(i.split("-")[1]) for i in ids if i.startswith(f"{t}-")] == list(range(per_thread))
     assert b._taken_bytes == b._offered_bytes == 7 * 4 * per_thread and b.queued == 0
+    b.offer(Item("last", 7))
+    drained: list[Item] = []
+    with b._lock:  # as if a signal handler ran inside offer()
+        drainer = threading.Thread(target=lambda: drained.extend(b.drain()), daemon=True)
+        drainer.start()
+        drainer.join(10)
+        assert not drainer.is_alive(), "drain() waited on the callers' lock"
+    assert [i.event_id for i in drained] == ["last"]

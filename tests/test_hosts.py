@@ -262,7 +262,10 @@ def test_celery_prefork_worker_delivers_what_its_children_logged(sink: Collector
     send = "from celery_app import answer\nfor i in range(200): answer.delay(f'celery-{i}')\n"
     subprocess.run([sys.executable, "-c", send], env=env, check=True, cwd=HOSTS, timeout=60)
     processed = broker  # kombu moves each consumed message out of the folder
-    assert wait_for(lambda: not any(p.suffix == ".msg" for p in processed.iterdir()), timeout=60)
+    if not wait_for(lambda: not any(p.suffix == ".msg" for p in processed.iterdir()), timeout=60):
+        left = sum(p.suffix == ".msg" for p in processed.iterdir())
+        returncode, err = stop(worker, timeout=30)
+        pytest.fail(f"{left} of 200 tasks not consumed in 60 s; the worker exited {returncode}: {err[-4000:]}")
     time.sleep(0.5)  # the last task's log() is called as its message is consumed
     returncode, err = stop(worker, timeout=60)
     assert stored(sink, "celery-") == 200 and left_on_disk(tmp_path) == 0
