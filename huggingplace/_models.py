@@ -186,14 +186,13 @@ class Step:
     def from_plain(cls, values: tuple[Any, ...]) -> Step:
         """The step :meth:`plain` described (checked when it was made)."""
         step = cls.__new__(cls)
-        for name, value in zip(_STEP_NAMES, values):
-            setattr(step, name, value)
-        for name in ("started_at", "ended_at"):
-            when = getattr(step, name)
-            if type(when) is float:
-                setattr(step, name, datetime.fromtimestamp(when, timezone.utc))
-        nested: list[Any] = step.steps  # plain tuples until here
-        step.steps = [cls.from_plain(s) if type(s) is tuple else s for s in nested]
+        # one assignment per field, in _STEP_NAMES's order (a test keeps the two the same)
+        (step.name, step.type, step.status, started, ended, step.time_ms, step.error, step.metadata, nested,
+         step.user_question, step.prompt_response, step.llm_model, step.token, step.input_tokens,
+         step.output_tokens, step._start_ns) = values
+        step.started_at = datetime.fromtimestamp(started, timezone.utc) if type(started) is float else started
+        step.ended_at = datetime.fromtimestamp(ended, timezone.utc) if type(ended) is float else ended
+        step.steps = [cls.from_plain(s) if type(s) is tuple else s for s in nested] if nested else []
         return step
 
     @classmethod

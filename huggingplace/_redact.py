@@ -136,15 +136,18 @@ class Redactor:
 
     @staticmethod
     def collect(value: Any, into: list[str]) -> None:
-        """Append to ``into`` the strings :meth:`value` would redact."""
-        if isinstance(value, str):
-            into.append(value)
-        elif isinstance(value, dict):
-            for v in value.values():
-                Redactor.collect(v, into)
-        elif isinstance(value, list):
-            for v in value:
-                Redactor.collect(v, into)
+        """Append to ``into`` the strings :meth:`value` would redact, in no set order (they are
+        screened together), walked with a stack rather than a call per value."""
+        stack = [value]
+        pop, push, add = stack.pop, stack.extend, into.append
+        while stack:
+            item = pop()
+            if isinstance(item, str):
+                add(item)
+            elif isinstance(item, dict):
+                push(item.values())
+            elif isinstance(item, list):
+                push(item)
 
     def value(self, value: Any) -> Any:
         """A JSON value with every string (dict keys excepted) redacted."""

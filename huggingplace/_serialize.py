@@ -60,6 +60,8 @@ def dumps(value: Any) -> bytes:
 
 def format_timestamp(value: _dt.datetime) -> str:
     """RFC 3339 UTC with milliseconds, e.g. ``2026-11-22T08:15:00.123Z``; naive means UTC."""
+    if value.tzinfo is _dt.timezone.utc:  # the SDK's own times: "+00:00" becomes "Z"
+        return value.isoformat(timespec="milliseconds")[:-6] + "Z"
     if value.tzinfo is None:
         value = value.replace(tzinfo=_dt.timezone.utc)
     elif value.tzinfo is not _dt.timezone.utc:

@@ -37,3 +37,21 @@ def test_a_step_from_a_timer_is_the_step_its_plain_values_describe() -> None:
     assert short.time_ms == 2.25 and short.start_ns == start
     assert short.started_at is not None and short.ended_at is not None
     assert (short.ended_at - short.started_at).total_seconds() == pytest.approx(0.00225, abs=1e-6)
+
+
+def test_a_step_read_back_from_its_plain_values_is_the_same_step() -> None:
+    """Step.from_plain assigns the fields by position, in Step.plain()'s order: every field
+    set to a value of its own comes back in its place, nested steps included."""
+    from datetime import datetime, timezone
+
+    from huggingplace._models import ErrorInfo
+
+    child = Step(name="child", type="tool", time_ms=1.5)
+    step = Step(name="parent", type="llm", status="error", started_at=datetime(2026, 11, 30, 5, 1, 2, 345000,
+                tzinfo=timezone.utc), ended_at=datetime(2026, 11, 30, 5, 1, 3, tzinfo=timezone.utc), time_ms=655.0,
+                error=ErrorInfo(type="KeyError", message="'k'"), metadata={"k": [1, 2]}, steps=[child],
+                user_question="q", prompt_response="a", llm_model="gpt-4o", token=7, input_tokens=3, output_tokens=4,
+                _start_ns=123)
+    back = Step.from_plain(step.plain())
+    assert attrs.asdict(back) == attrs.asdict(step)
+    assert back.start_ns == 123 and back.steps[0].name == "child" and back.steps[0] is not child
