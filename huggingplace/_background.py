@@ -21,7 +21,7 @@ import attrs
 from . import _exit
 from ._batcher import ACCEPTED, CLOSED, OVERFLOW, Batcher, Item
 from ._config import BackgroundConfig, Options
-from ._draft import Capture, KeywordDraft
+from ._draft import Capture
 from ._exceptions import ValidationError
 from ._internal import swallow
 from ._models import LogRecord
@@ -172,8 +172,7 @@ class Pipeline:
         accepted (counted)."""
         item = Item(record.event_id, record.size if isinstance(record, Capture) else _estimate(record), record)
         if self._pack is not None:  # pickled here, on the caller's thread, which holds the GIL anyway:
-            # a relay thread doing it would take the GIL from the app (a keyword draft is pickled already)
-            item.packed = record.blob if type(record) is KeywordDraft else self._pack(record)
+            item.packed = self._pack(record)  # a relay thread doing it would take the GIL from the app
         if self.config.durable:
             return self.submit_item(item)
         verdict = self.batcher.offer(item)

@@ -13,7 +13,6 @@ from typing import Any, Optional
 from ._fields import ALIASES
 from ._mapping import build_record, compose, normalize
 from ._models import LogRecord, Step, new_event_id
-from ._models import _pool as _ids
 
 __all__ = ["Capture", "Draft", "KeywordDraft", "plain_dumps"]
 
@@ -211,11 +210,7 @@ class KeywordDraft(Capture):
                 return None
         else:
             return None
-        try:
-            event_id = _ids.pop()
-        except IndexError:
-            event_id = new_event_id()
-        at = _time.time()
+        event_id, at = new_event_id(), _time.time()
         if defaults or steps or measured_ms is not None:
             if defaults and not _OWN.isdisjoint(defaults):
                 return None

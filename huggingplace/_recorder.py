@@ -115,10 +115,7 @@ class Recorder:
             self.stats.drop("not_tracked")
             return LogResult(event_id="", dropped="not_tracked")
         try:
-            if scope is None and session is not None and session._recorder is self:  # a session's own log()
-                defaults: Optional[Fields] = session._defaults
-            else:
-                defaults = self._defaults(scope, session)
+            defaults = self._defaults(scope, session)
             offset, timed = timed_steps(steps) if steps else (0.0, ())
             if self.quick and not args and fields is None:  # background log(**fields), in a session or not
                 quick = KeywordDraft.capture(kwargs, defaults, timed, measured_ms, offset)

@@ -293,8 +293,7 @@ class Relay(Worker):
 
     def _hand_over(self, items: list[Item]) -> None:
         for start in range(0, len(items), _MESSAGE):
-            chunk = [i for i in items[start: start + _MESSAGE]
-                     if i.packed is not None or i.body is not None or self._travels(i)]
+            chunk = [i for i in items[start: start + _MESSAGE] if self._travels(i)]
             entries = [i.packed if i.body is None else ("b", i.event_id, i.body) for i in chunk]
             message = pickle.dumps(("records", entries), protocol=_PROTOCOL)
             try:

@@ -256,20 +256,13 @@ class Session(_StepOwner, Generic[Logged]):
         logged: Logged = self._recorder.log(accepted)
         return logged
 
-    def _enter(self) -> None:
-        self._token = _current_session.set(self)
-
     def _exit(self) -> None:
         if self._token is not None:
             try:
                 _current_session.reset(self._token)
-            except ValueError:
+            except ValueError:  # left in another context (a generator crossing tasks)
                 _current_session.set(None)
-        if self._steps:
-            self._warn_unlogged()
-
-    def _warn_unlogged(self) -> None:
-        leftover = [s for s in self._steps if s.finished]
+        leftover = [s for s in self._steps if s.finished] if self._steps else None
         if leftover:
             self._recorder.stats.drop("unlogged_steps", len(leftover))
             logger.warning(
@@ -285,17 +278,10 @@ class Session(_StepOwner, Generic[Logged]):
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        if self._steps or self._token is None:
-            self._exit()
-            return
-        try:
-            _current_session.reset(self._token)
-        except ValueError:  # left in another context (a generator crossing tasks)
-            _current_session.set(None)
+        self._exit()
 
     async def __aenter__(self) -> Session[Logged]:
-        self._enter()
-        return self
+        return self.__enter__()
 
     async def __aexit__(self, *exc_info: Any) -> None:
         self._exit()
