@@ -6,7 +6,8 @@ the sender reports (counters, records settled, flushes done). The sender runs an
 background pipeline, so validation, redaction, encoding, HTTP, retries and the spool all cost
 the sender's CPU and GIL, not the app's, and at a lower scheduling priority: while the app keeps
 the cores busy, delivery waits (in the sender's bounded queue, then its spool) instead of
-slowing requests.
+slowing requests. While the app is idle, the relay encodes records itself (its cycles are free
+then), and the sender, the bottleneck of a backlog, only sends them.
 
 Records keep the guarantees of the thread worker. If the sender cannot start or dies, the relay
 turns into that worker in place; records the dead sender held are counted (``sender_lost``).
@@ -49,6 +50,9 @@ _HEADER = struct.Struct("!I")
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _PICKLE = pickle.PROTO  # how a pickle of protocol 2 or later begins: a keyword draft's blob
 _COUNTERS = ("sent", "retried", "failed", "rejected", "spooled", "replayed", "redaction_failures")
+IDLE_SHARE = 0.2  #: the app's own threads used less of a core than this: the relay encodes records itself
+_JUDGED = 0.002  #: the shortest span (s) whose CPU use says whether the app is idle
+_thread_time = getattr(time, "thread_time", None)  # absent on a few platforms: there, the sender encodes
 
 
 class SenderError(RuntimeError):
@@ -157,6 +161,9 @@ class Relay(Worker):
         self._seen: dict[str, int] = {}  # the sender's counters as last mirrored
         self._lost_lock = threading.Lock()
         self._inherited: Any = None  # a forked child's copy of the parent's sender, never used
+        self.encoded_here = 0  # records encoded by this relay, the app being idle (the sender only sent them)
+        self._clock: Optional[tuple[float, float, float]] = None  # wall, process and own CPU, last judged
+        self._idle = False  # the last verdict of _app_idle
 
     # ==== what the pipeline calls ===============================================================
     def wake(self) -> None:
@@ -217,6 +224,7 @@ class Relay(Worker):
         try:
             if not self._spawn():
                 return False
+            self._app_idle()  # the first look: what the app does from now on is judged
             while True:
                 self._event.clear()
                 self._hand_over(self._take_all())
@@ -294,6 +302,9 @@ class Relay(Worker):
     def _hand_over(self, items: list[Item]) -> None:
         for start in range(0, len(items), _MESSAGE):
             chunk = [i for i in items[start: start + _MESSAGE] if self._travels(i)]
+            if chunk and self._app_idle():
+                self.encoded_here += sum([1 for i in chunk if i.body is None])
+                chunk = self.prepare(chunk)  # refused ones are counted and settled here
             entries = [i.packed if i.body is None else ("b", i.event_id, i.body) for i in chunk]
             message = pickle.dumps(("records", entries), protocol=_PROTOCOL)
             try:
@@ -303,6 +314,23 @@ class Relay(Worker):
             except BaseException:  # not handed: still this process's to deliver (less the refused)
                 self.held.extendleft(reversed([i for i in items[start:] if i.body is not None or i.record is not None]))
                 raise
+
+    def _app_idle(self) -> bool:
+        """Whether the app's other threads left the CPU idle since the last look (judged again
+        before each message). An idle app's cycles are free, and the GIL with them: records are
+        then encoded here, and the sender, which a backlog keeps busy, only sends them. A busy
+        app hands them over as they are, so that encoding never costs its requests."""
+        if _thread_time is None:
+            return False
+        now = (time.monotonic(), time.process_time(), _thread_time())
+        last = self._clock
+        if last is not None and now[0] - last[0] < _JUDGED:
+            return self._idle  # too short a span to judge: the last verdict holds, the span grows
+        self._clock = now
+        if last is not None:
+            others = (now[1] - last[1]) - (now[2] - last[2])  # CPU of every thread but this one
+            self._idle = others < IDLE_SHARE * (now[0] - last[0])
+        return self._idle
 
     def _travels(self, item: Item) -> bool:
         """Make ``item`` ready for the sender: packed (the caller usually did it), or else its

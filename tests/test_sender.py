@@ -50,9 +50,17 @@ class Unpicklable:
         self.lock = threading.Lock()
 
 
-def test_a_sender_process_delivers_sessions_and_reports_back(tmp_path: Path,
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+def _encodes_where(monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """Records encoded in the app's relay ("app", as when the app is idle) or in the sender
+    ("sender", as when the app is busy), whatever the CPU does during the test."""
+    monkeypatch.setattr(Relay, "_app_idle", lambda self: where == "app")
+
+
+@pytest.mark.parametrize("where", ["sender", "app"])
+def test_a_sender_process_delivers_sessions_and_reports_back(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                             monkeypatch: pytest.MonkeyPatch, where: str) -> None:
     caplog.set_level(logging.INFO, logger="huggingplace")
+    _encodes_where(monkeypatch, where)
     with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
         hp = bg_client(c.url, tmp_path / "spool", sender="process")
         for i in range(300):
@@ -60,9 +68,10 @@ def test_a_sender_process_delivers_sessions_and_reports_back(tmp_path: Path,
                 with session.step("retrieve", type="retrieval"):
                     pass
                 session.log(user_prompt=f"q{i:03d}", response="a", metadata={"odd": Unpicklable()} if i == 5 else None)
-        hp.log(user_prompt=3, response="a")  # refused in the sender: counted and warned here
+        hp.log(user_prompt=3, response="a")  # refused where it is encoded: counted and warned here
         result = hp.flush(30)
         relay = _relay(hp)
+        assert relay.encoded_here == (300 if where == "app" else 0)  # the Unpicklable one is encoded here anyway
         assert relay.proc is not None and relay.proc.pid != os.getpid() and relay.proc.poll() is None
         assert (result.sent, result.rejected, result.pending, result.dropped) == (300, 1, 0, 0)
         rows = _rows(c.db_path)
@@ -131,7 +140,9 @@ class ReadsBackOnlyHere:
         return _explode_elsewhere, (os.getpid(),)
 
 
-def test_a_record_the_sender_cannot_read_back_is_counted_and_settled(tmp_path: Path, internal_errors: Any) -> None:
+def test_a_record_the_sender_cannot_read_back_is_counted_and_settled(tmp_path: Path, internal_errors: Any,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    _encodes_where(monkeypatch, "sender")  # an idle app would have encoded it itself
     with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
         hp = bg_client(c.url, tmp_path / "spool", sender="process")
         hp.log(user_prompt="ok-1", response="a")
@@ -372,3 +383,34 @@ def test_multiprocessing_children_deliver_from_a_thread(tmp_path: Path) -> None:
         hp.log(user_prompt="from-the-parent", response="a")
         assert hp.flush(10).sent == 1 and not _relay(hp).in_process  # the parent keeps its sender
         hp.close(5)
+
+
+def test_the_relay_judges_the_app_idle_by_what_its_other_threads_spent() -> None:
+    """Idle while the app's threads sleep; busy while one of them runs Python; a span too short
+    to judge keeps the last verdict."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    judge = SimpleNamespace(_clock=None, _idle=False)
+
+    def look() -> bool:
+        return Relay._app_idle(judge)  # type: ignore[arg-type]
+
+    def spin(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pass
+
+    assert look() is False  # nothing to judge by yet
+    time.sleep(0.1)
+    assert look() is True
+    assert look() is True  # too short a span: the verdict holds
+    burner = threading.Thread(target=spin, args=(0.1,))
+    burner.start()
+    burner.join()
+    assert look() is False
+    time.sleep(0.1)
+    assert look() is True
+    spin(0.1)  # this thread's own CPU is the relay's: it never makes the app busy
+    assert look() is True
