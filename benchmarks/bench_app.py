@@ -2,7 +2,7 @@
 with two steps per request) delivered from a thread or from a sender process, served and loaded
 on loopback in the same run.
 
-    python benchmarks/bench_app.py [--seconds 5] [--sink-nice idle|19|0] [--rounds 2]
+    python benchmarks/bench_app.py [--seconds 5] [--sink-nice 19|idle|0] [--rounds 2]
 
 Prints requests/s at 50 concurrent clients and p99 latency at one client, each as a ratio to the
 app without logging (the best of ``--rounds`` interleaved runs of each: the machine is noisy);
@@ -10,10 +10,10 @@ the same for the floor (the same calls into a logger that only appends tuples to
 least any in-process logger costs, so what this machine allows the SDK); the app's CPU per
 request; and the records the sink received. The sink and the app run in their own processes;
 the load generator (aiohttp) in this one. The sink stands in for the remote endpoint, whose CPU a
-real deployment spends on another machine: by default it runs at the lowest priority there is
-(``SCHED_IDLE`` on Linux: only on a core that neither the app nor the load generator wants), so
-that storing records takes as little as it can from the app on a small machine; ``--sink-nice
-19`` runs it at nice 19 (the figures before 2026-11-30), ``--sink-nice 0`` like the app.
+real deployment spends on another machine: by default it runs at nice 19, so that storing
+records takes as little as it can from the app on a small machine; ``--sink-nice idle`` runs it
+at the lowest priority there is (``SCHED_IDLE`` on Linux: only on a core that neither the app
+nor the load generator wants), ``--sink-nice 0`` like the app.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ MODES = ("off", "floor", "thread", "process")
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--sink-nice", default="idle", help='"idle" (SCHED_IDLE), or a nice value')
+    parser.add_argument("--sink-nice", default="19", help='a nice value, or "idle" (SCHED_IDLE)')
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     sys.path.insert(0, HERE)

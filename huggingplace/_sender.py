@@ -227,6 +227,8 @@ class Relay(Worker):
             self._app_idle()  # the first look: what the app does from now on is judged
             while True:
                 self._event.clear()
+                if p.stopping or p.flush_gen != self._asked:
+                    self._look_again()
                 self._hand_over(self._take_all())
                 if p.stopping:
                     self._close_remote()
@@ -331,6 +333,14 @@ class Relay(Worker):
             others = (now[1] - last[1]) - (now[2] - last[2])  # CPU of every thread but this one
             self._idle = others < IDLE_SHARE * (now[0] - last[0])
         return self._idle
+
+    def _look_again(self) -> None:
+        """Judge the app afresh, over a few milliseconds: a flush or a close makes its caller
+        wait, so the burst of logging just before it no longer says whether the app is busy."""
+        self._clock = None  # the span that held the burst is not judged
+        self._app_idle()
+        time.sleep(2 * _JUDGED)
+        self._app_idle()
 
     def _travels(self, item: Item) -> bool:
         """Make ``item`` ready for the sender: packed (the caller usually did it), or else its

@@ -414,3 +414,32 @@ def test_the_relay_judges_the_app_idle_by_what_its_other_threads_spent() -> None
     assert look() is True
     spin(0.1)  # this thread's own CPU is the relay's: it never makes the app busy
     assert look() is True
+
+
+def test_a_flush_after_a_busy_spell_finds_the_app_idle_and_encodes_here(tmp_path: Path) -> None:
+    """The relay judges the app over its last cycle, which a burst of work makes busy; a flush
+    makes its caller wait, so the relay looks again over a few milliseconds and encodes what is
+    queued itself."""
+    import threading
+    import time
+
+    def spin(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            pass
+
+    with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
+        hp = bg_client(c.url, tmp_path / "spool", sender="process")
+        hp.log(user_prompt="first", response="a")
+        assert hp.flush(20).sent == 1
+        relay = _relay(hp)
+        before = relay.encoded_here
+        burner = threading.Thread(target=spin, args=(0.2,))  # the relay sees the app busy
+        burner.start()
+        burner.join()
+        for i in range(100):
+            hp.log(user_prompt=f"q{i}", response="a")
+        assert hp.flush(20).sent == 101
+        assert relay.encoded_here - before == 100
+        assert len(_rows(c.db_path)) == 101
+        hp.close(5)
