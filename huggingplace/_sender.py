@@ -6,8 +6,8 @@ the sender reports (counters, records settled, flushes done). The sender runs an
 background pipeline, so validation, redaction, encoding, HTTP, retries and the spool all cost
 the sender's CPU and GIL, not the app's, and at a lower scheduling priority: while the app keeps
 the cores busy, delivery waits (in the sender's bounded queue, then its spool) instead of
-slowing requests. While the app is idle, the relay encodes records itself (its cycles are free
-then), and the sender, the bottleneck of a backlog, only sends them.
+slowing requests. While the app is idle and the sender behind, the relay encodes records itself
+(its cycles are free then), and the sender, the bottleneck of a backlog, only sends them.
 
 Records keep the guarantees of the thread worker. If the sender cannot start or dies, the relay
 turns into that worker in place; records the dead sender held are counted (``sender_lost``).
@@ -51,6 +51,7 @@ _PROTOCOL = pickle.HIGHEST_PROTOCOL
 _PICKLE = pickle.PROTO  # how a pickle of protocol 2 or later begins: a keyword draft's blob
 _COUNTERS = ("sent", "retried", "failed", "rejected", "spooled", "replayed", "redaction_failures")
 IDLE_SHARE = 0.2  #: the app's own threads used less of a core than this: the relay encodes records itself
+BEHIND = _MESSAGE  #: ... when the sender holds at least this many records unsettled (delivery is behind)
 _JUDGED = 0.002  #: the shortest span (s) whose CPU use says whether the app is idle
 _thread_time = getattr(time, "thread_time", None)  # absent on a few platforms: there, the sender encodes
 
@@ -304,7 +305,7 @@ class Relay(Worker):
     def _hand_over(self, items: list[Item]) -> None:
         for start in range(0, len(items), _MESSAGE):
             chunk = [i for i in items[start: start + _MESSAGE] if self._travels(i)]
-            if chunk and self._app_idle():
+            if chunk and self._app_idle() and self.handed - self.remote_settled >= BEHIND:
                 self.encoded_here += sum([1 for i in chunk if i.body is None])
                 chunk = self.prepare(chunk)  # refused ones are counted and settled here
             entries = [i.packed if i.body is None else ("b", i.event_id, i.body) for i in chunk]
@@ -319,9 +320,10 @@ class Relay(Worker):
 
     def _app_idle(self) -> bool:
         """Whether the app's other threads left the CPU idle since the last look (judged again
-        before each message). An idle app's cycles are free, and the GIL with them: records are
-        then encoded here, and the sender, which a backlog keeps busy, only sends them. A busy
-        app hands them over as they are, so that encoding never costs its requests."""
+        before each message). An idle app's cycles are free, and the GIL with them: while the
+        sender is behind, records are then encoded here and the sender only sends them. A busy
+        app hands them over as they are, so that encoding never costs its requests; and a sender
+        that keeps up encodes them itself, at its idle priority."""
         if _thread_time is None:
             return False
         now = (time.monotonic(), time.process_time(), _thread_time())

@@ -50,10 +50,14 @@ class Unpicklable:
         self.lock = threading.Lock()
 
 
-def _encodes_where(monkeypatch: pytest.MonkeyPatch, where: str) -> None:
-    """Records encoded in the app's relay ("app", as when the app is idle) or in the sender
-    ("sender", as when the app is busy), whatever the CPU does during the test."""
+def _encodes_where(monkeypatch: pytest.MonkeyPatch, where: str, *, behind: int = 0) -> None:
+    """Records encoded in the app's relay ("app", as when the app is idle and the sender holds
+    at least ``behind`` records) or in the sender ("sender", as when the app is busy), whatever
+    the CPU does during the test."""
+    from huggingplace import _sender
+
     monkeypatch.setattr(Relay, "_app_idle", lambda self: where == "app")
+    monkeypatch.setattr(_sender, "BEHIND", behind)
 
 
 @pytest.mark.parametrize("where", ["sender", "app"])
@@ -416,12 +420,17 @@ def test_the_relay_judges_the_app_idle_by_what_its_other_threads_spent() -> None
     assert look() is True
 
 
-def test_a_flush_after_a_busy_spell_finds_the_app_idle_and_encodes_here(tmp_path: Path) -> None:
+def test_a_flush_after_a_busy_spell_finds_the_app_idle_and_encodes_here(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """The relay judges the app over its last cycle, which a burst of work makes busy; a flush
     makes its caller wait, so the relay looks again over a few milliseconds and encodes what is
     queued itself."""
     import threading
     import time
+
+    from huggingplace import _sender
+
+    monkeypatch.setattr(_sender, "BEHIND", 0)  # as if the sender were behind
 
     def spin(seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -443,3 +452,29 @@ def test_a_flush_after_a_busy_spell_finds_the_app_idle_and_encodes_here(tmp_path
         assert relay.encoded_here - before == 100
         assert len(_rows(c.db_path)) == 101
         hp.close(5)
+
+
+def test_the_relay_encodes_only_for_a_sender_that_is_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An idle app lends its CPU only while the sender holds a backlog: a sender that keeps up
+    encodes at its idle priority."""
+    _encodes_where(monkeypatch, "app", behind=256)
+    with ScriptedServer() as server:
+        hp = bg_client(server.url, tmp_path / "spool", sender="process")
+        for i in range(10):
+            hp.log(user_prompt=f"few-{i}", response="a")
+        assert hp.flush(20).sent == 10
+        relay = _relay(hp)
+        assert relay.encoded_here == 0  # the sender kept up
+        server.delay = 0.5  # the sender falls behind: 300 records wait there
+        for i in range(300):
+            hp.log(user_prompt=f"many-{i}", response="a")
+        wait_for(lambda: relay.handed == 310, timeout=20)  # the first of them raw (the sender was not behind yet)
+        before = relay.encoded_here
+        assert before < 300
+        for i in range(50):
+            hp.log(user_prompt=f"behind-{i}", response="a")
+        wait_for(lambda: relay.handed == 360, timeout=20)
+        assert relay.encoded_here - before == 50
+        server.delay = 0.0
+        result = hp.close(30)
+    assert (result.sent, result.pending, result.dropped) == (360, 0, 0)
