@@ -431,6 +431,7 @@ def test_a_flush_after_a_busy_spell_finds_the_app_idle_and_encodes_here(tmp_path
     from huggingplace import _sender
 
     monkeypatch.setattr(_sender, "BEHIND", 0)  # as if the sender were behind
+    monkeypatch.setattr(_sender, "_CYCLE", 30.0)  # the relay looks only when a flush wakes it
 
     def spin(seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -438,7 +439,7 @@ def test_a_flush_after_a_busy_spell_finds_the_app_idle_and_encodes_here(tmp_path
             pass
 
     with Collector(str(tmp_path / "c.db"), keys={KEY: "org-a"}) as c:
-        hp = bg_client(c.url, tmp_path / "spool", sender="process")
+        hp = bg_client(c.url, tmp_path / "spool", sender="process", flush_interval=30.0)
         hp.log(user_prompt="first", response="a")
         assert hp.flush(20).sent == 1
         relay = _relay(hp)
@@ -465,7 +466,7 @@ def test_the_relay_encodes_only_for_a_sender_that_is_behind(tmp_path: Path, monk
         assert hp.flush(20).sent == 10
         relay = _relay(hp)
         assert relay.encoded_here == 0  # the sender kept up
-        server.delay = 0.5  # the sender falls behind: 300 records wait there
+        server.delay = 1.0  # the sender falls behind: 300 records wait there
         for i in range(300):
             hp.log(user_prompt=f"many-{i}", response="a")
         wait_for(lambda: relay.handed == 310, timeout=20)  # the first of them raw (the sender was not behind yet)
