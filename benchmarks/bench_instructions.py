@@ -71,12 +71,61 @@ def one(who: str, n: int, url: str, spool: str) -> None:
     os._exit(0)  # the count ends here: not the client's close, nor interpreter teardown
 
 
+def deliver(who: str, n: int, url: str, spool: str) -> None:
+    """In the counted process: ``n`` records delivered to ``url`` one request each, by the bare
+    aiohttp client ("bare", 8 keep-alive connections) or by the SDK's worker ("bodies": encoded
+    already, as a sender process gets them from an idle app; "live": ``log()`` calls, encoded by
+    the worker). Bare and bodies encode their bodies the same way, counted in both."""
+    import asyncio
+    import json
+
+    sys.path.insert(0, HERE)
+    from bench_engine import ROUTE
+    from bench_log import record
+
+    from huggingplace import HuggingPlace
+    from huggingplace._batcher import Item
+
+    def body(i: int) -> bytes:
+        return json.dumps({**record(i), "event_id": f"{i:032x}", "org_id": "org"}).encode()
+
+    if who == "bare":
+        import aiohttp
+
+        async def main() -> None:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=8)) as session:
+                order = iter(range(n))
+
+                async def lane() -> None:
+                    for i in order:
+                        async with session.post(url + ROUTE, data=body(i),
+                                                headers={"Content-Type": "application/json"}) as answer:
+                            await answer.read()
+
+                await asyncio.gather(*(lane() for _ in range(8)))
+
+        asyncio.run(main())
+    else:
+        hp = HuggingPlace(api_key=KEY, org_id="org", base_url=url, background=True, spool_dir=spool,
+                          sender="thread", max_queue_size=n + 1)
+        for i in range(n):
+            if who == "live":
+                hp.log(**record(i))
+            else:
+                data = body(i)
+                hp._pipeline.submit_item(Item(f"{i:032x}", len(data), body=data))
+        if not hp.flush(600).complete:
+            raise RuntimeError("not all delivered")
+    os._exit(0)
+
+
 def calls(who: str, url: str, spool: str) -> float:
     """Instructions per call of ``who`` in its process (every thread: the caller's, and the SDK's
     relay to its sender), as the difference of 1,000 and 5,000 calls."""
     counts = []
     for n in (1000, 5000):
-        cmd = [*CALLGRIND, sys.executable, __file__, "--one", who, "--n", str(n), "--url", url, "--spool", spool]
+        cmd = [*CALLGRIND, sys.executable, __file__, "--one", who, "--n", str(n), "--url", url,
+               "--spool", os.path.join(spool, str(n))]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
         counts.append(_collected(out.stderr))
     return (counts[1] - counts[0]) / 4000
@@ -108,9 +157,12 @@ def main() -> None:
     parser.add_argument("--url")
     parser.add_argument("--spool")
     parser.add_argument("--app", action="store_true", help="also count the FastAPI app per request (minutes)")
+    parser.add_argument("--deliver", action="store_true",
+                        help="also count delivery per record beside a bare aiohttp client (minutes)")
     args = parser.parse_args()
     if args.one:
-        one(args.one, args.n, args.url, args.spool)
+        (deliver if args.one.startswith("deliver-") else one)(args.one.removeprefix("deliver-"), args.n, args.url,
+                                                               args.spool)
         return
     if shutil.which("valgrind") is None:
         sys.exit("bench_instructions.py needs valgrind (Debian: apt-get install valgrind)")
@@ -126,6 +178,15 @@ def main() -> None:
             ours = calls(what, sink.url, os.path.join(tmp, what))
             floor = calls(f"floor-{what}", sink.url, os.path.join(tmp, "floor"))
             print(f"  {label:44s} huggingplace {ours:9,.0f}   the floor {floor:7,.0f}   ({ours / floor:.1f}x)")
+        if args.deliver:
+            print("instructions per record delivered on the single-record route (the sending process; the "
+                  "endpoint not counted)")
+            bare = calls("deliver-bare", sink.url, os.path.join(tmp, "bare"))
+            print(f"  bare aiohttp, 8 keep-alive connections, bodies encoded   {bare:9,.0f}")
+            for who, label in (("bodies", "the SDK's worker, bodies encoded (a sender's share)"),
+                               ("live", "the SDK's worker, log() calls encoded here")):
+                ours = calls(f"deliver-{who}", sink.url, os.path.join(tmp, who))
+                print(f"  {label:56s} {ours:9,.0f}   ({ours / bare:.2f}x)")
         if args.app:
             base = app("off", sink.url, os.path.join(tmp, "app"))
             print(f"  the FastAPI app per request, without logging: {base:11,.0f}")

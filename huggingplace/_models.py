@@ -227,9 +227,16 @@ def _stamp(when: Any) -> Any:
 StepLike = Union[Step, Mapping[str, Any]]
 
 
-def _checked(default: Any, validator: Any = None, **kwargs: Any) -> Any:
-    """A LogRecord field whose validator :meth:`LogRecord.create` runs on given values only."""
-    return attrs.field(default=default, metadata={"check": validator}, **kwargs)
+def _checked(default: Any, validator: Any = None, plain: Optional[type] = None, **kwargs: Any) -> Any:
+    """A LogRecord field whose validator :meth:`LogRecord.create` runs on given values only
+    (but for a value of exactly the ``plain`` type, which it accepts)."""
+    return attrs.field(default=default, metadata={"check": validator, "plain": plain}, **kwargs)
+
+
+def _text(default: Any = None) -> Any:
+    """A LogRecord text field: a ``str`` (``None`` too, unless it is required)."""
+    return attrs.field(default=default, metadata={"check": _str if default is attrs.NOTHING else _opt(_str),
+                                                  "plain": str})
 
 
 @attrs.frozen(kw_only=True)
@@ -242,26 +249,26 @@ class LogRecord:
     not twenty-four (this is on every ``log()``).
     """
 
-    user_prompt: str = _checked(attrs.NOTHING, _str)
-    response: str = _checked(attrs.NOTHING, _str)
+    user_prompt: str = _text(attrs.NOTHING)
+    response: str = _text(attrs.NOTHING)
     event_id: str = attrs.field(factory=new_event_id, metadata={"check": v.matches_re(_EVENT_ID)})
     timestamp: datetime = attrs.field(factory=utcnow, metadata={"check": v.instance_of(datetime)})
-    metadata: Optional[Mapping[str, Any]] = _checked(None, _opt(_json_object))
-    user_metadata: Optional[Mapping[str, Any]] = _checked(None, _opt(_json_object))
-    user_id: Optional[str] = _checked(None, _opt(_str))
-    session_id: Optional[str] = _checked(None, _opt(_str))
-    file_name: Optional[str] = _checked(None, _opt(_str))
-    llm_model: Optional[str] = _checked(None, _opt(_str))
+    metadata: Optional[Mapping[str, Any]] = _checked(None, _opt(_json_object), plain=dict)
+    user_metadata: Optional[Mapping[str, Any]] = _checked(None, _opt(_json_object), plain=dict)
+    user_id: Optional[str] = _text()
+    session_id: Optional[str] = _text()
+    file_name: Optional[str] = _text()
+    llm_model: Optional[str] = _text()
     token_count: Optional[int] = _checked(None, _opt(_count()))
     token_usage: Optional[TokenUsage] = _checked(None, _opt(v.instance_of(TokenUsage)))
     response_time: Optional[float] = _checked(None, _opt(v.and_(_not_bool, v.instance_of((int, float)), v.ge(0))))
     step_data: Tuple[StepLike, ...] = _checked((), converter=tuple)
-    user_uuid: Optional[str] = _checked(None, _opt(_str))
-    org_uuid: Optional[str] = _checked(None, _opt(_str))
+    user_uuid: Optional[str] = _text()
+    org_uuid: Optional[str] = _text()
     user_roles: Optional[Tuple[str, ...]] = _checked(None, _opt(v.deep_iterable(_str, v.instance_of(tuple))))
-    llm_model2: Optional[str] = _checked(None, _opt(_str))
+    llm_model2: Optional[str] = _text()
     mapping_table: Optional[Union[str, Mapping[str, Any]]] = _checked(None, _opt(v.instance_of((str, Mapping))))
-    message_id: Optional[str] = _checked(None, _opt(_str))
+    message_id: Optional[str] = _text()
     status: str = _checked("ok", v.in_(STATUSES))
     error: Optional[ErrorInfo] = _checked(None, _opt(v.instance_of(ErrorInfo)))
 
@@ -270,6 +277,8 @@ class LogRecord:
         """A record from ``values``, each checked first; raises :class:`InvalidField` naming the
         first field refused (``TypeError`` for an unknown or missing one, as ``__init__`` does)."""
         for name, value in values.items():
+            if _PLAIN.get(name) is type(value):
+                continue  # what its check accepts, without the calls a check costs
             checked = _CHECKS.get(name)
             if checked is not None:
                 try:
@@ -290,6 +299,7 @@ class InvalidField(ValueError):
 _CHECKS: dict[str, tuple[Any, Any]] = {
     a.name: (a.metadata["check"], a) for a in attrs.fields(LogRecord) if a.metadata["check"] is not None
 }
+_PLAIN: dict[str, type] = {a.name: a.metadata["plain"] for a in attrs.fields(LogRecord) if a.metadata.get("plain")}
 
 
 @attrs.frozen(slots=False, init=False)

@@ -17,7 +17,7 @@ import pathlib
 import re
 import uuid
 from collections import deque
-from collections.abc import ItemsView, Iterator, KeysView, Mapping, Sequence, ValuesView
+from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, Sequence, ValuesView
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -44,14 +44,36 @@ def scrub_surrogates(text: str) -> str:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _c_encode() -> Callable[[Any], str]:
+    """``_ENCODER.encode`` less its Python layers, which rebuild the C encoder on every call:
+    CPython's C encoder, made once with the same options; elsewhere ``_ENCODER.encode``. It
+    skips the cycle check: a cycle ends in RecursionError, which :func:`dumps` handles."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - PyPy, or a CPython built without _json
+        return _ENCODER.encode
+    encoder = make(None, _refuse, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+
+    def encode(value: Any) -> str:
+        return "".join(encoder(value, 0))
+
+    return encode
+
+
+_encode = _c_encode()
+
+
 def dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON that cannot fail on a JSON-safe value: lone surrogates are replaced
     (as above); anything else that is not strict JSON (NaN, a ``datetime`` or ``set`` that a
     ``before_send`` hook put back) goes through :func:`to_jsonable` first."""
     try:
-        text = _ENCODER.encode(value)
+        text = _encode(value)
     except (TypeError, ValueError, RecursionError):
-        text = _ENCODER.encode(to_jsonable(value))
+        text = _encode(to_jsonable(value))
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:

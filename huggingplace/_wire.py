@@ -7,7 +7,7 @@ worker and the tests share it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -32,7 +32,7 @@ from ._version import __version__
 
 __all__ = [
     "Request", "Response", "to_payload", "step_to_wire", "build_request", "encode", "parse_response",
-    "BATCH_HEADER", "READ_HEADERS", "batch_body", "batch_errors", "request_for_body",
+    "BATCH_HEADER", "READ_HEADERS", "batch_body", "batch_errors", "request_for_body", "requests_to",
 ]
 
 #: the response header by which an endpoint advertises a batch route (the local collector does)
@@ -45,7 +45,7 @@ USER_AGENT = f"huggingplace-python/{__version__}"
 
 
 def _lower_keys(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items()}
+    return {k.lower(): v for k, v in headers.items()} if headers else {}
 
 
 @attrs.frozen
@@ -164,7 +164,18 @@ def request_for_payload(payload: Mapping[str, Any], options: Options) -> Request
 
 def request_for_body(body: bytes, event_id: str, options: Options, url: str | None = None) -> Request:
     """A request for a record already encoded (queued or spooled)."""
-    return Request(url=url or options.url, headers=headers(options, event_id), body=body, event_id=event_id)
+    return requests_to(url or options.url, options)(body, event_id)
+
+
+def requests_to(url: str, options: Options) -> Callable[[bytes, str], Request]:
+    """What makes requests to ``url`` for records already encoded, the fixed headers built once
+    (the background worker makes thousands)."""
+    fixed = headers(options, "")
+
+    def request(body: bytes, event_id: str) -> Request:
+        return Request(url, {**fixed, "Idempotency-Key": event_id}, body, event_id)
+
+    return request
 
 
 def batch_body(bodies: list[bytes]) -> bytes:

@@ -35,7 +35,17 @@ from ._models import rng
 from ._pacing import GROW_IDLE, Pacing
 from ._retry import Outcome, outcome, retry_after_of
 from ._spool import Entry, SpoolCorrupt
-from ._wire import BATCH_HEADER, Response, batch_body, batch_errors, parse_response, request_for_body, to_payload
+from ._wire import (
+    BATCH_HEADER,
+    Request,
+    Response,
+    batch_body,
+    batch_errors,
+    parse_response,
+    request_for_body,
+    requests_to,
+    to_payload,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._background import Pipeline
@@ -61,6 +71,7 @@ class _Settled(Exception):
 
 
 SETTLED = _Settled()
+_ROUTE_HEADER = BATCH_HEADER.lower()  #: as a Response holds it
 
 
 class Worker:
@@ -89,6 +100,8 @@ class Worker:
         self._wake: Optional[asyncio.Event] = None
         self._task: Optional[asyncio.Task[Any]] = None
         self._transport: Any = None
+        self._send_async: Any = None
+        self._single: Any = None  # makes a request to the single-record route for a body
         self._selector: Optional[_TimedSelector] = None
         self._owns_transport = False
 
@@ -161,6 +174,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._task = asyncio.current_task()
         self._transport, self._owns_transport = self.p.make_transport()
+        self._bind_transport()
         try:
             self.p.spool.recover()
         except OSError as exc:
@@ -302,18 +316,29 @@ class Worker:
         return None
 
     # ==== sending ===============================================================================
-    async def _post(self, url: str, body: bytes, event_id: str) -> tuple[Response, Any]:
-        request = request_for_body(body, event_id, self.p.options, url)
+    def _bind_transport(self) -> None:
+        """Resolve how requests go out once, not per record: the transport's ``send_async``, or
+        its ``send`` called on this thread (a sync-only custom transport)."""
         transport = self._transport
         send_async = getattr(transport, "send_async", None)
-        if send_async is not None:
-            response = await send_async(request, timeout=self.p.options.timeout)
-        else:  # a sync-only custom transport: called on this thread
-            response = transport.send(request, timeout=self.p.options.timeout)
-        route = response.headers.get(BATCH_HEADER.lower())
+        if send_async is None:
+            async def send_async(request: Request, *, timeout: float) -> Response:
+                return transport.send(request, timeout=timeout)  # type: ignore[no-any-return]
+        self._send_async = send_async
+        self._single = requests_to(self.p.options.url, self.p.options)
+
+    async def _post(self, url: str, body: bytes, event_id: str) -> tuple[Response, Request]:
+        request = request_for_body(body, event_id, self.p.options, url)
+        response = await self._send_async(request, timeout=self.p.options.timeout)
+        if _ROUTE_HEADER in response.headers:
+            self._learn_route(response)
+        return response, request
+
+    def _learn_route(self, response: Response) -> None:
+        """An endpoint that advertises a batch route gets one request per batch from now on."""
+        route = response.headers[_ROUTE_HEADER]
         if route and route.startswith("/") and self.batch_url is None and self.p.config.use_batch_route:
             self.batch_url = self.p.options.base_url + route
-        return response, request
 
     def _pause_for(self, exc: BaseException) -> None:
         after = retry_after_of(exc)
@@ -327,10 +352,14 @@ class Worker:
         if item.body is None and not self.prepare([item]):
             return SETTLED
         assert item.body is not None
-        try:
-            response, request = await self._post(self.p.options.url, item.body, item.event_id)
+        options = self.p.options
+        request = self._single(item.body, item.event_id)
+        try:  # the transport itself, not through _post: one coroutine less on every record
+            response = await self._send_async(request, timeout=options.timeout)
+            if _ROUTE_HEADER in response.headers:
+                self._learn_route(response)
             if not 200 <= response.status_code < 300:  # a 2xx needs no reading: stored
-                parse_response(response, request, api_key=self.p.options.api_key)
+                parse_response(response, request, api_key=options.api_key)
         except HuggingPlaceError as exc:
             self._pause_for(exc)
             return exc
@@ -470,19 +499,22 @@ class Worker:
         to_disk: list[Item] = []
         pause = 0.0
         held_for_auth = False
-        delivered = False
+        refused = False  # the endpoint answered with a refusal: it is up
+        sent = 0
         for item, exc in zip(items, errors):
+            if exc is None:  # stored: counted and settled together below
+                sent += 1
+                if item.wal is not None:
+                    p.spool.discard(item.wal)
+                continue
             if exc is SETTLED:
                 continue
             if exc is NOT_SENT:  # held back by a pause: no attempt was made
                 unsent.append(item)
                 continue
             result = outcome(exc)
-            if result is Outcome.SENT:
-                delivered = True
-                self._sent(item)
-            elif result is Outcome.REJECT:
-                delivered = True  # the endpoint answered: it is up
+            if result is Outcome.REJECT:
+                refused = True
                 self._rejected(item, exc)
             elif result is Outcome.HOLD:
                 to_disk.append(item)
@@ -496,6 +528,9 @@ class Worker:
                     pause = max(pause, p.policy.delay(item.attempts, exc))
                 else:
                     to_disk.append(item)
+        if sent:
+            p.stats.add("sent", sent)
+            p.settle(sent)
         if unsent:
             self.held.extendleft(reversed(unsent))
         if pause:
@@ -504,14 +539,8 @@ class Worker:
             self.spool_items(to_disk, reason="undeliverable now")
             last = next((e for e in reversed(errors) if e is not None and e not in (NOT_SENT, SETTLED)), None)
             self._went_down(last, auth=held_for_auth)
-        elif delivered:
+        elif sent or refused:
             self._came_up()
-
-    def _sent(self, item: Item) -> None:
-        self.p.stats.add("sent")
-        if item.wal is not None:
-            self.p.spool.discard(item.wal)
-        self.p.settle(1)
 
     def _rejected(self, item: Item, exc: Optional[BaseException]) -> None:
         self.p.stats.add("rejected")

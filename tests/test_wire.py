@@ -21,7 +21,15 @@ from huggingplace import (
 from huggingplace._config import resolve_options
 from huggingplace._mapping import build_record, normalize
 from huggingplace._models import Step
-from huggingplace._wire import Request, Response, build_request, parse_response, step_to_wire
+from huggingplace._wire import (
+    Request,
+    Response,
+    build_request,
+    parse_response,
+    request_for_body,
+    requests_to,
+    step_to_wire,
+)
 
 KEY = "hp_secret_" + "x" * 20
 OPTIONS = resolve_options(api_key=KEY, org_id="org-1", base_url="http://127.0.0.1:9", mode="dev")
@@ -39,6 +47,19 @@ def test_headers_follow_the_contract() -> None:
     assert request.headers["Content-Type"] == "application/json"
     assert request.headers["Idempotency-Key"] == request.event_id == json.loads(request.body)["event_id"]
     assert request.headers["User-Agent"] == f"huggingplace-python/{__version__}"
+
+
+def test_requests_to_one_url_share_the_fixed_headers_not_their_own() -> None:
+    """The worker's maker builds the fixed headers once; every request it makes is the one
+    request_for_body makes, with its own Idempotency-Key and its own headers dict."""
+    make = requests_to(OPTIONS.url, OPTIONS)
+    first, second = make(b'{"a":1}', "e1"), make(b'{"b":2}', "e2")
+    assert first == request_for_body(b'{"a":1}', "e1", OPTIONS)
+    assert (first.headers["Idempotency-Key"], second.headers["Idempotency-Key"]) == ("e1", "e2")
+    assert first.headers is not second.headers
+    first.headers["X-Mine"] = "changed"  # type: ignore[index]
+    assert "X-Mine" not in make(b"{}", "e3").headers
+    assert second.headers["Authorization"] == f"Bearer {KEY}" and second.url == OPTIONS.url
 
 
 def test_body_has_sdk_mode_org_and_no_nulls() -> None:

@@ -4,8 +4,10 @@ transport, and disks that break. Every test checks that each record ends in exac
 from __future__ import annotations
 
 import errno
+import json
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ import pytest
 from huggingplace import HuggingPlace, MemoryTransport
 from huggingplace._pacing import START
 from huggingplace._spool import Spool
+from huggingplace._wire import Request, Response
 from huggingplace.collector import Collector
 
 from .background_helpers import assert_conserved, bg_client, spooled_ids, wait_for
@@ -224,6 +227,37 @@ def test_background_sends_through_the_clients_transport() -> None:
     hp.close()
     assert [p["event_id"] for p in memory.payloads] == ids  # in order, once each
     assert hp.stats().sent == 50
+
+
+def test_a_transport_with_only_send_delivers_in_background() -> None:
+    """A custom transport written for the sync client (``send`` and ``close``, no
+    ``send_async``) is called on the worker's thread, one request per record, each with its
+    own Idempotency-Key; a batch route it advertises is taken up as from any transport."""
+    seen: list[tuple[str, str, int]] = []
+
+    class SyncOnly:
+        def send(self, request: Request, *, timeout: float) -> Response:
+            seen.append((request.url, request.headers["Idempotency-Key"], threading.get_ident()))
+            if request.url.endswith("/batch"):
+                count = len(json.loads(request.body)["records"])
+                return Response(200, {}, json.dumps({"results": [{"status": 201}] * count}).encode())
+            return Response(201, {"HuggingPlace-Batch-Route": "/v2/chatgpt/store_generated_response/batch"}, b"{}")
+
+        def close(self) -> None:
+            pass
+
+    hp = HuggingPlace(api_key=KEY, org_id="org-a", base_url="http://127.0.0.1:9", background=True,
+                      transport=SyncOnly(), spool_dir=None)
+    first = log_many(hp, 1)
+    assert hp.flush(10).complete
+    rest = log_many(hp, 5)
+    assert hp.flush(10).complete
+    hp.close()
+    assert seen[0][:2] == ("http://127.0.0.1:9/v2/chatgpt/store_generated_response", first[0])
+    assert "http://127.0.0.1:9/v2/chatgpt/store_generated_response/batch" in {url for url, _, _ in seen[1:]}
+    assert {thread for _, _, thread in seen} == {hp._pipeline.worker.thread.ident}  # type: ignore[union-attr]
+    assert threading.get_ident() not in {thread for _, _, thread in seen}
+    assert hp.stats().sent == 1 + len(rest)
 
 
 # ---- records that cannot be encoded ---------------------------------------------------------------

@@ -59,7 +59,7 @@ class AiohttpTransport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._proxies = Proxies()
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
-        self._urls: dict[str, yarl.URL] = {}
+        self._targets: dict[str, tuple[yarl.URL, dict[str, Any]]] = {}
 
     def _current(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -69,39 +69,44 @@ class AiohttpTransport:
             self._loop = loop
         return self._session
 
-    def _url(self, url: str) -> yarl.URL:
-        """The URL parsed once (the worker posts to one or two URLs, thousands of times)."""
-        parsed = self._urls.get(url)
-        if parsed is None:
-            if len(self._urls) > 64:
-                self._urls.clear()
-            parsed = self._urls[url] = yarl.URL(url)
-        return parsed
-
     def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
         cached = self._timeouts.get(seconds)
         if cached is None:
             cached = self._timeouts[seconds] = aiohttp.ClientTimeout(total=seconds)
         return cached
 
+    def _target(self, url: str) -> tuple[yarl.URL, dict[str, Any]]:
+        """The URL parsed once and its proxy looked up once (the worker posts to one or two
+        URLs, thousands of times)."""
+        target = self._targets.get(url)
+        if target is None:
+            if len(self._targets) > 64:
+                self._targets.clear()
+            proxy = self._proxies.for_url(url)
+            target = self._targets[url] = (yarl.URL(url), {"proxy": proxy} if proxy else {})
+        return target
+
     async def send_async(self, request: Request, *, timeout: float) -> Response:
-        session = self._current()
-        extra: dict[str, Any] = {}
-        proxy = self._proxies.for_url(request.url)
-        if proxy:
-            extra["proxy"] = proxy
+        session = self._session
+        if session is None or self._loop is not asyncio.get_running_loop():  # (aclose() forgets it)
+            session = self._current()
+        url, extra = self._targets.get(request.url) or self._target(request.url)
         try:
             async with session.post(
-                self._url(request.url),
+                url,
                 data=request.body,
                 headers=request.headers,
-                timeout=self._timeout(timeout),
+                timeout=self._timeouts.get(timeout) or self._timeout(timeout),
                 allow_redirects=False,
                 **extra,
             ) as answer:
                 body = await answer.read()
                 got = answer.headers
-                return Response(answer.status, {name: got[name] for name in READ_HEADERS if name in got}, body)
+                kept = {}
+                for name in READ_HEADERS:  # (a loop, not a comprehension: no function call per answer)
+                    if name in got:
+                        kept[name] = got[name]
+                return Response(answer.status, kept, body)
         except asyncio.TimeoutError as exc:
             raise APITimeoutError(f"no answer from {request.url} within {timeout:g} s", url=request.url) from exc
         except (aiohttp.ClientError, OSError) as exc:
